@@ -1,0 +1,184 @@
+"""What ``Memory`` and ``AsyncMemory`` share: argument checks, op building, result reading.
+
+The shells in ``_memory.py`` only move operations to the store and back; every
+decision lives here, once, with no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterable, Mapping
+from typing import Any
+
+from . import _codec, _registry
+from ._errors import Conflict, NotFound, StoreClosed
+from ._ops import (
+    KEEP, TTL, Append, Clear, Count, Delete, Get, Incr, Item, ListKeys, Op, Put, Record, Touch,
+    TTLOrKeep,
+)
+from ._validate import (
+    check_count, check_key, check_namespace, check_number, check_prefix, check_ttl, check_version,
+)
+from .stores.base import Store
+
+
+class _NotProvided:
+    """The ``ttl`` default: "use ``default_ttl``", as opposed to ``None`` ("never expires")."""
+
+    def __repr__(self) -> str:
+        return "NOT_PROVIDED"
+
+
+NOT_PROVIDED: Any = _NotProvided()
+UPDATE_ATTEMPTS = 100
+
+# A plan is a generator that yields op lists and receives their results: the one
+# place multi-step logic (``update``) lives, driven by a sync or an async loop.
+Plan = Generator[list[Op], list[Any], Any]
+
+
+class _ClosedStore(Store):
+    def batch(self, namespace: str, ops: Any) -> list[Any]:
+        raise StoreClosed("this Memory is closed")
+
+
+_CLOSED = _ClosedStore()
+
+
+class MemoryCore:
+    """State and pure logic of a memory handle bound to one namespace."""
+
+    __slots__ = ("_default_ttl", "_namespace", "_refresh", "_store", "_url")
+
+    def __init__(
+        self,
+        namespace: str,
+        *,
+        url: str | Store | None = None,
+        api_key: str | None = None,
+        default_ttl: float | None = None,
+        cache: bool = True,
+        timeout: float = 10.0,
+        refresh_on_read: bool = False,
+    ) -> None:
+        self._namespace = check_namespace(namespace)
+        self._default_ttl = check_ttl(default_ttl)
+        self._refresh = bool(refresh_on_read)
+        if isinstance(url, Store):
+            self._store, self._url = url, None  # the caller owns it: close() leaves it open
+        else:
+            self._store = _registry.acquire(url, api_key=api_key, timeout=timeout)
+            self._url = _registry.resolve_url(url)
+
+    @property
+    def namespace(self) -> str:
+        return self._namespace
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._namespace!r}, url={self._url!r})"
+
+    def _release(self) -> None:
+        store, self._store = self._store, _CLOSED
+        if self._url is not None and store is not _CLOSED:
+            _registry.release(store)
+
+    # -- building operations --------------------------------------------------------
+
+    def _ttl(self, ttl: Any) -> TTL:
+        return self._default_ttl if ttl is NOT_PROVIDED else check_ttl(ttl)
+
+    def _keep_ttl(self, ttl: Any) -> tuple[TTLOrKeep, TTL]:
+        """``(ttl, new_ttl)`` for incr/append: by default a live key keeps its expiry."""
+        if ttl is NOT_PROVIDED:
+            return KEEP, self._default_ttl
+        return check_ttl(ttl), None
+
+    def _get_op(self, key: str) -> Get:
+        return Get(check_key(key), self._refresh)
+
+    def _put_op(self, key: str, value: Any, ttl: Any, if_version: Any = None) -> Put:
+        return Put(check_key(key), _codec.encode(value), self._ttl(ttl), check_version(if_version))
+
+    def _get_many_ops(self, keys: Iterable[str]) -> list[Op]:
+        return [self._get_op(key) for key in keys]
+
+    def _set_many_ops(self, mapping: Mapping[str, Any], ttl: Any) -> list[Op]:
+        ttl = self._ttl(ttl)
+        return [Put(check_key(k), _codec.encode(v), ttl) for k, v in mapping.items()]
+
+    def _delete_many_ops(self, keys: Iterable[str]) -> list[Op]:
+        return [Delete(check_key(key)) for key in keys]
+
+    def _incr_op(self, key: str, by: Any, ttl: Any) -> Incr:
+        return Incr(check_key(key), check_number(by), *self._keep_ttl(ttl))
+
+    def _append_op(self, key: str, items: tuple[Any, ...], max_len: Any, ttl: Any) -> Append:
+        return Append(
+            check_key(key), _codec.encode(list(items)), check_count(max_len, "max_len"),
+            *self._keep_ttl(ttl),
+        )
+
+    def _touch_op(self, key: str, ttl: Any) -> Touch:
+        return Touch(check_key(key), check_ttl(ttl))
+
+    @staticmethod
+    def _list_op(prefix: str, after: str | None, limit: Any) -> ListKeys:
+        return ListKeys(check_prefix(prefix), after, check_count(limit, "limit"))
+
+    # -- reading results ------------------------------------------------------------
+
+    @staticmethod
+    def _value(record: Record | None, default: Any) -> Any:
+        return default if record is None else _codec.decode(record.data)
+
+    @staticmethod
+    def _item(key: str, record: Record | None) -> Item | None:
+        if record is None:
+            return None
+        return Item(key, _codec.decode(record.data), *record[1:])
+
+    def _remaining(self, key: str, record: Record | None) -> float | None:
+        if record is None:
+            raise NotFound(f"key {key!r} does not exist")
+        if record.expires_at is None:
+            return None
+        return max(0.0, record.expires_at - self._store.clock())
+
+    @staticmethod
+    def _found(ops: list[Op], records: list[Any]) -> dict[str, Any]:
+        return {
+            op.key: _codec.decode(r.data)  # type: ignore[union-attr]
+            for op, r in zip(ops, records)
+            if r is not None
+        }
+
+    @staticmethod
+    def _versions(ops: list[Op], versions: list[Any]) -> dict[str, int]:
+        return {op.key: v for op, v in zip(ops, versions)}  # type: ignore[union-attr]
+
+    # -- multi-step plans -----------------------------------------------------------
+
+    def _update_plan(self, key: str, fn: Callable[[Any], Any], default: Any, ttl: Any) -> Plan:
+        get = Get(check_key(key))
+        ttl = self._ttl(ttl)
+        for _ in range(UPDATE_ATTEMPTS):
+            (record,) = yield [get]
+            value = fn(default if record is None else _codec.decode(record.data))
+            put = Put(key, _codec.encode(value), ttl, 0 if record is None else record.version)
+            try:
+                yield [put]
+            except Conflict:
+                continue  # someone wrote between our read and write: read again
+            return value
+        raise Conflict(f"update of {key!r} lost {UPDATE_ATTEMPTS} races in a row", keys=[key])
+
+    @staticmethod
+    def _clear_op() -> Clear:
+        return Clear()
+
+    @staticmethod
+    def _count_op() -> Count:
+        return Count()

@@ -1,0 +1,306 @@
+"""``Memory`` and ``AsyncMemory``: thin shells that move operations to a store and back.
+
+All checks and decisions live in :mod:`botwire._core`; each method here is one
+round trip (``update`` a few, driven by a plan).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from types import TracebackType
+from typing import Any
+
+from ._core import NOT_PROVIDED, MemoryCore, Plan
+from ._errors import BotwireError, NotFound
+from ._ops import Item, Op
+
+_PAGE = 1000
+
+
+class Memory(MemoryCore):
+    """Persistent key-value memory for one namespace.
+
+    ``Memory("my-agent")`` stores in an embedded SQLite file (``$BOTWIRE_HOME``
+    or the user data directory); ``url=`` or ``$BOTWIRE_URL`` picks another
+    store (``sqlite:///path.db``, ``memory://``). Values are JSON; keys are
+    strings of 1-512 UTF-8 bytes. Every method checks its arguments before any
+    I/O and raises a :class:`~botwire.BotwireError` subclass on bad input.
+
+    ``ttl`` (seconds) defaults to ``default_ttl``; pass ``ttl=None`` for a key
+    that never expires. With ``refresh_on_read=True`` each read of a key with a
+    TTL restarts its clock (sliding expiry).
+    """
+
+    __slots__ = ()
+
+    def _one(self, op: Op) -> Any:
+        return self._store.batch(self._namespace, (op,))[0]
+
+    def _run(self, plan: Plan) -> Any:
+        try:
+            ops = next(plan)
+            while True:
+                try:
+                    results = self._store.batch(self._namespace, ops)
+                except BotwireError as exc:
+                    ops = plan.throw(exc)
+                else:
+                    ops = plan.send(results)
+        except StopIteration as done:
+            return done.value
+
+    # -- reads ----------------------------------------------------------------------
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value of ``key``, or ``default`` if it is missing or expired.
+
+        A stored ``None`` is returned as ``None``, not as ``default``.
+        """
+        return self._value(self._one(self._get_op(key)), default)
+
+    def get_item(self, key: str) -> Item | None:
+        """The value with its version and timestamps, or ``None``."""
+        return self._item(key, self._one(self._get_op(key)))
+
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` is live (present and not expired)."""
+        return self._one(self._get_op(key)) is not None
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """The live keys among ``keys`` with their values, read in one snapshot."""
+        ops = self._get_many_ops(keys)
+        return self._found(ops, self._store.batch(self._namespace, ops)) if ops else {}
+
+    def ttl(self, key: str) -> float | None:
+        """Seconds until ``key`` expires, ``None`` if it never does; ``NotFound`` if missing."""
+        return self._remaining(key, self._one(self._get_op(key)))
+
+    def list_keys(self, prefix: str = "", *, limit: int | None = None) -> list[str]:
+        """Live keys starting with ``prefix``, sorted by code point, at most ``limit``."""
+        return self._one(self._list_op(prefix, None, limit))  # type: ignore[no-any-return]
+
+    def iter_keys(self, prefix: str = "", *, page_size: int = _PAGE) -> Iterator[str]:
+        """Like :meth:`list_keys`, fetched lazily ``page_size`` keys at a time.
+
+        Each page is a fresh read: keys written after iteration starts may or may
+        not appear, but no live key that stays is skipped or repeated.
+        """
+        after = None
+        while True:
+            page = self._one(self._list_op(prefix, after, page_size))
+            yield from page
+            if len(page) < page_size:
+                return
+            after = page[-1]
+
+    # -- writes ---------------------------------------------------------------------
+
+    def set(self, key: str, value: Any, *, ttl: Any = NOT_PROVIDED,
+            if_version: int | None = None) -> int:
+        """Store ``value`` under ``key``; return its new version.
+
+        ``if_version=v`` writes only if the live version is ``v`` (``0``: only if
+        absent), else raises :class:`~botwire.Conflict`.
+        """
+        return self._one(self._put_op(key, value, ttl, if_version))  # type: ignore[no-any-return]
+
+    def set_many(self, mapping: Mapping[str, Any], *, ttl: Any = NOT_PROVIDED) -> dict[str, int]:
+        """Store every pair atomically (all or none); return the new versions."""
+        ops = self._set_many_ops(mapping, ttl)
+        return self._versions(ops, self._store.batch(self._namespace, ops)) if ops else {}
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; ``True`` if it was live."""
+        return self._one(self._delete_many_ops((key,))[0])  # type: ignore[no-any-return]
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        """Remove ``keys`` atomically; return how many were live."""
+        ops = self._delete_many_ops(keys)
+        return sum(self._store.batch(self._namespace, ops)) if ops else 0
+
+    def incr(self, key: str, by: int | float = 1, *, ttl: Any = NOT_PROVIDED) -> int | float:
+        """Add ``by`` atomically (a missing key starts at 0); return the new number.
+
+        A live key keeps its expiry unless ``ttl`` is given; a new key gets
+        ``ttl`` or ``default_ttl``. :class:`~botwire.WrongType` if not a number.
+        """
+        return self._one(self._incr_op(key, by, ttl))  # type: ignore[no-any-return]
+
+    def append(self, key: str, *items: Any, max_len: int | None = None,
+               ttl: Any = NOT_PROVIDED) -> int:
+        """Append ``items`` to the list at ``key`` atomically; return its new length.
+
+        ``max_len`` keeps only the newest items. Expiry as in :meth:`incr`.
+        """
+        return self._one(self._append_op(key, items, max_len, ttl))  # type: ignore[no-any-return]
+
+    def update(self, key: str, fn: Callable[[Any], Any], default: Any = None, *,
+               ttl: Any = NOT_PROVIDED) -> Any:
+        """Set ``key`` to ``fn(current or default)`` without losing a concurrent write.
+
+        Compare-and-set: if another writer changed the key in between, ``fn`` is
+        called again on the fresh value (up to 100 times, then ``Conflict``).
+        ``fn`` must not mutate its argument in place in a way it relies on.
+        """
+        return self._run(self._update_plan(key, fn, default, ttl))
+
+    def touch(self, key: str, ttl: float | None) -> bool:
+        """Restart ``key``'s expiry at ``ttl`` seconds from now (``None``: never)."""
+        return self._one(self._touch_op(key, ttl))  # type: ignore[no-any-return]
+
+    def clear(self) -> int:
+        """Remove every key of the namespace; return how many were live."""
+        return self._one(self._clear_op())  # type: ignore[no-any-return]
+
+    # -- mapping protocol -----------------------------------------------------------
+
+    def __getitem__(self, key: str) -> Any:
+        record = self._one(self._get_op(key))
+        if record is None:
+            raise NotFound(f"key {key!r} does not exist")
+        return self._value(record, None)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.set(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        if not self.delete(key):
+            raise NotFound(f"key {key!r} does not exist")
+
+    def __contains__(self, key: object) -> bool:
+        return self.exists(key)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return self._one(self._count_op())  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[str]:
+        return self.iter_keys()
+
+    # -- life cycle -----------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop using the store; the last ``Memory`` on a URL closes it. Idempotent."""
+        self._release()
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncMemory(MemoryCore):
+    """:class:`Memory` with ``await``: the same methods, checks and guarantees."""
+
+    __slots__ = ()
+
+    async def _one(self, op: Op) -> Any:
+        return (await self._store.abatch(self._namespace, (op,)))[0]
+
+    async def _run(self, plan: Plan) -> Any:
+        try:
+            ops = next(plan)
+            while True:
+                try:
+                    results = await self._store.abatch(self._namespace, ops)
+                except BotwireError as exc:
+                    ops = plan.throw(exc)
+                else:
+                    ops = plan.send(results)
+        except StopIteration as done:
+            return done.value
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        """See :meth:`Memory.get`."""
+        return self._value(await self._one(self._get_op(key)), default)
+
+    async def get_item(self, key: str) -> Item | None:
+        """See :meth:`Memory.get_item`."""
+        return self._item(key, await self._one(self._get_op(key)))
+
+    async def exists(self, key: str) -> bool:
+        """See :meth:`Memory.exists`."""
+        return await self._one(self._get_op(key)) is not None
+
+    async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """See :meth:`Memory.get_many`."""
+        ops = self._get_many_ops(keys)
+        return self._found(ops, await self._store.abatch(self._namespace, ops)) if ops else {}
+
+    async def ttl(self, key: str) -> float | None:
+        """See :meth:`Memory.ttl`."""
+        return self._remaining(key, await self._one(self._get_op(key)))
+
+    async def list_keys(self, prefix: str = "", *, limit: int | None = None) -> list[str]:
+        """See :meth:`Memory.list_keys`."""
+        return await self._one(self._list_op(prefix, None, limit))  # type: ignore[no-any-return]
+
+    async def iter_keys(self, prefix: str = "", *, page_size: int = _PAGE) -> AsyncIterator[str]:
+        """See :meth:`Memory.iter_keys`."""
+        after = None
+        while True:
+            page = await self._one(self._list_op(prefix, after, page_size))
+            for key in page:
+                yield key
+            if len(page) < page_size:
+                return
+            after = page[-1]
+
+    async def set(self, key: str, value: Any, *, ttl: Any = NOT_PROVIDED,
+                  if_version: int | None = None) -> int:
+        """See :meth:`Memory.set`."""
+        return await self._one(self._put_op(key, value, ttl, if_version))  # type: ignore[no-any-return]
+
+    async def set_many(self, mapping: Mapping[str, Any], *,
+                       ttl: Any = NOT_PROVIDED) -> dict[str, int]:
+        """See :meth:`Memory.set_many`."""
+        ops = self._set_many_ops(mapping, ttl)
+        return self._versions(ops, await self._store.abatch(self._namespace, ops)) if ops else {}
+
+    async def delete(self, key: str) -> bool:
+        """See :meth:`Memory.delete`."""
+        return await self._one(self._delete_many_ops((key,))[0])  # type: ignore[no-any-return]
+
+    async def delete_many(self, keys: Iterable[str]) -> int:
+        """See :meth:`Memory.delete_many`."""
+        ops = self._delete_many_ops(keys)
+        return sum(await self._store.abatch(self._namespace, ops)) if ops else 0
+
+    async def incr(self, key: str, by: int | float = 1, *,
+                   ttl: Any = NOT_PROVIDED) -> int | float:
+        """See :meth:`Memory.incr`."""
+        return await self._one(self._incr_op(key, by, ttl))  # type: ignore[no-any-return]
+
+    async def append(self, key: str, *items: Any, max_len: int | None = None,
+                     ttl: Any = NOT_PROVIDED) -> int:
+        """See :meth:`Memory.append`."""
+        return await self._one(self._append_op(key, items, max_len, ttl))  # type: ignore[no-any-return]
+
+    async def update(self, key: str, fn: Callable[[Any], Any], default: Any = None, *,
+                     ttl: Any = NOT_PROVIDED) -> Any:
+        """See :meth:`Memory.update`."""
+        return await self._run(self._update_plan(key, fn, default, ttl))
+
+    async def touch(self, key: str, ttl: float | None) -> bool:
+        """See :meth:`Memory.touch`."""
+        return await self._one(self._touch_op(key, ttl))  # type: ignore[no-any-return]
+
+    async def clear(self) -> int:
+        """See :meth:`Memory.clear`."""
+        return await self._one(self._clear_op())  # type: ignore[no-any-return]
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self.iter_keys()
+
+    async def close(self) -> None:
+        """See :meth:`Memory.close`."""
+        self._release()
+
+    async def __aenter__(self) -> AsyncMemory:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,133 @@
+"""The store vocabulary: typed operations and what they return.
+
+A store applies a sequence of operations to one namespace atomically and
+returns one result per operation (see :class:`botwire.stores.Store`). Values
+travel as JSON bytes; only the ``Memory`` shells encode and decode them, so a
+cache or a server can pass bytes through untouched.
+
+=========== ================================================================
+operation   result
+=========== ================================================================
+Get         ``Record`` or ``None`` (missing or expired)
+Put         the new version (``int``)
+Delete      ``True`` if a live key was removed
+Incr        the new number
+Append      the new length of the list
+Touch       ``True`` if the key exists (its expiry was reset)
+ListKeys    sorted ``list[str]`` of live keys
+Count       number of live keys with the prefix
+Clear       number of live keys removed
+=========== ================================================================
+
+``if_version`` makes a write conditional: ``None`` always applies, ``0`` only
+if the key is absent, ``v`` only if the live version is ``v``. If any check in a
+batch fails, nothing in the batch is applied and :class:`~botwire.Conflict`
+names every failing key.
+
+``ttl`` is seconds from now, ``None`` for no expiry, or ``KEEP`` (``Incr`` and
+``Append`` only) to leave a live key's expiry as it is; under ``KEEP`` a key
+the operation creates gets ``new_ttl``.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, NamedTuple, Union
+
+
+class _Keep(enum.Enum):
+    KEEP = "keep"
+
+
+KEEP = _Keep.KEEP
+"""TTL marker: keep the key's current expiry (new keys get none)."""
+
+TTL = Union[float, None]
+TTLOrKeep = Union[float, None, _Keep]
+
+
+class Record(NamedTuple):
+    """A stored item as a store returns it: the value still as JSON bytes."""
+
+    data: bytes
+    version: int
+    created_at: float
+    updated_at: float
+    expires_at: float | None
+
+
+class Get(NamedTuple):
+    key: str
+    refresh: bool = False  # sliding expiry: reset expires_at from the key's own TTL
+
+
+class Put(NamedTuple):
+    key: str
+    data: bytes
+    ttl: TTL = None
+    if_version: int | None = None
+
+
+class Delete(NamedTuple):
+    key: str
+    if_version: int | None = None
+
+
+class Incr(NamedTuple):
+    key: str
+    by: int | float = 1
+    ttl: TTLOrKeep = KEEP
+    new_ttl: TTL = None  # under KEEP: the TTL of a key this creates
+
+
+class Append(NamedTuple):
+    key: str
+    items: bytes  # a JSON array of the items to add
+    max_len: int | None = None
+    ttl: TTLOrKeep = KEEP
+    new_ttl: TTL = None  # under KEEP: the TTL of a key this creates
+
+
+class Touch(NamedTuple):
+    key: str
+    ttl: TTL
+
+
+class ListKeys(NamedTuple):
+    prefix: str = ""
+    after: str | None = None  # cursor: only keys sorting after this one
+    limit: int | None = None
+
+
+class Count(NamedTuple):
+    prefix: str = ""
+
+
+class Clear(NamedTuple):
+    prefix: str = ""
+
+
+Op = Union[Get, Put, Delete, Incr, Append, Touch, ListKeys, Count, Clear]
+READ_OPS = (ListKeys, Count)  # Get is a read too unless it refreshes
+
+
+def is_read_only(ops: tuple[Op, ...] | list[Op]) -> bool:
+    """True when no operation in ``ops`` can change the store."""
+    for op in ops:
+        if type(op) is Get:
+            if op.refresh:
+                return False
+        elif type(op) not in READ_OPS:
+            return False
+    return True
+
+
+class Item(NamedTuple):
+    """A live key with its metadata. Times are Unix timestamps in seconds."""
+
+    key: str
+    value: Any
+    version: int
+    created_at: float
+    updated_at: float
+    expires_at: float | None

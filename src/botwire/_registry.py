@@ -1,0 +1,102 @@
+"""Store URLs, and the process-wide table of open stores.
+
+Every ``Memory`` for the same URL in a process shares one store (one SQLite
+connection per thread, later one HTTP pool and one cache), so creating a
+``Memory`` per user costs a dict look-up. A store is closed when the last
+``Memory`` using it is closed.
+
+URL resolution: the ``url`` argument, then ``$BOTWIRE_URL``, then an embedded
+SQLite file ``botwire.db`` in ``$BOTWIRE_HOME`` or the platform's user data
+directory (``~/.local/share/botwire`` on Linux).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from functools import lru_cache
+
+from ._errors import InvalidURL
+from .stores.base import Store
+
+_lock = threading.Lock()
+_open: dict[tuple[str, str | None, float], list[Store | int]] = {}
+
+
+def resolve_url(url: str | None) -> str:
+    """The URL a ``Memory`` with ``url=url`` uses."""
+    return url or os.environ.get("BOTWIRE_URL") or _default_url(os.environ.get("BOTWIRE_HOME"))
+
+
+@lru_cache(maxsize=8)
+def _default_url(home: str | None) -> str:
+    from pathlib import Path
+
+    if not home:
+        import platformdirs  # only needed for the default location
+
+        home = platformdirs.user_data_dir("botwire", appauthor=False)
+    Path(home).mkdir(mode=0o700, parents=True, exist_ok=True)
+    return "sqlite:///" + str(Path(home, "botwire.db").absolute())
+
+
+def acquire(url: str | None, *, api_key: str | None = None, timeout: float = 10.0) -> Store:
+    """The shared store for ``url``, opened on first use; pair with :func:`release`."""
+    key = (resolve_url(url), api_key, timeout)
+    with _lock:
+        entry = _open.get(key)
+        if entry is None:
+            entry = _open[key] = [open_store(key[0], timeout=timeout), 0]
+        entry[1] += 1  # type: ignore[operator]
+        return entry[0]  # type: ignore[return-value]
+
+
+def release(store: Store) -> None:
+    """Drop one use of ``store``; the last one closes it."""
+    with _lock:
+        for key, entry in _open.items():
+            if entry[0] is store:
+                entry[1] -= 1  # type: ignore[operator]
+                if entry[1] == 0:
+                    del _open[key]
+                    store.close()
+                return
+
+
+def open_store(url: str, *, timeout: float = 10.0) -> Store:
+    """A new store for ``url`` (not shared); raises :class:`InvalidURL`."""
+    scheme = url.partition(":")[0].lower()
+    opener = _SCHEMES.get(scheme)
+    if opener is None or "://" not in url:
+        known = ", ".join(f"{s}://" for s in _SCHEMES)
+        raise InvalidURL(f"unknown store URL {url!r}: the schemes are {known}")
+    return opener(url, timeout)
+
+
+def _open_sqlite(url: str, timeout: float) -> Store:
+    from urllib.parse import parse_qsl, urlsplit
+
+    from .stores.sqlite import SqliteStore
+
+    parts = urlsplit(url)
+    # sqlite:///relative.db and sqlite:////absolute/path.db, as in SQLAlchemy
+    if parts.netloc or not parts.path.startswith("/") or len(parts.path) < 2:
+        raise InvalidURL(f"{url!r}: write sqlite:///relative/path.db or sqlite:////absolute/path.db")
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    synchronous = options.pop("synchronous", "full")
+    if options:
+        raise InvalidURL(f"{url!r}: unknown option(s) {sorted(options)}; known: synchronous")
+    return SqliteStore(parts.path[1:], synchronous=synchronous, timeout=timeout)
+
+
+def _open_memory(url: str, timeout: float) -> Store:
+    from .stores.memory import MemoryStore
+
+    return MemoryStore()
+
+
+_SCHEMES: dict[str, Callable[[str, float], Store]] = {
+    "sqlite": _open_sqlite,
+    "memory": _open_memory,
+}

@@ -1,0 +1,319 @@
+"""The embedded store: one SQLite file, safe for many threads and processes on one host.
+
+Promises, each backed by a test in ``tests/stores/``:
+
+* WAL journal; every write batch runs in ``BEGIN IMMEDIATE``, so a writer never
+  has to upgrade a read lock (the source of most ``database is locked`` errors).
+* ``synchronous=FULL`` by default: a write that returned survives a process
+  kill *and* a power loss. ``synchronous=normal`` keeps the first promise only:
+  a power cut may roll back the last commits, never corrupt the file.
+* Busy waits up to ``timeout`` seconds (SQLite's busy handler, then jittered
+  retries for the cases it does not cover); past that :class:`Unavailable`.
+  ``database is locked`` never reaches the caller.
+* One connection per thread, never carried across ``fork``: a child process
+  opens its own.
+* Not for network file systems (NFS, SMB): their locks break SQLite's.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .._errors import InvalidURL, StoreClosed, StoreError, Unavailable
+from .._ops import (
+    Append, Clear, Count, Delete, Get, Incr, ListKeys, Op, Put, Record, Touch, is_read_only,
+)
+from . import _logic
+from .base import Store
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    ns TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    version INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    expires_at REAL,
+    ttl REAL,
+    PRIMARY KEY (ns, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS items_expiry ON items (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta VALUES ('seq', 0);
+"""
+_SELECT = (
+    "SELECT value, version, created_at, updated_at, expires_at, ttl FROM items "
+    "WHERE ns = ? AND key = ?"
+)
+# A key that expired but was not swept yet counts as new: created_at starts again.
+_UPSERT = (
+    "INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ns, key) DO UPDATE SET "
+    "value = excluded.value, version = excluded.version, updated_at = excluded.updated_at, "
+    "expires_at = excluded.expires_at, ttl = excluded.ttl, created_at = CASE "
+    "WHEN items.expires_at <= excluded.updated_at THEN excluded.created_at "
+    "ELSE items.created_at END"
+)
+_LIVE = "(expires_at IS NULL OR expires_at > ?)"
+_SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
+
+
+class SqliteStore(Store):
+    """Items of every namespace in one SQLite file at ``path``."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "full",
+        timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+        sweep_interval: float = 60.0,
+    ) -> None:
+        self.path = os.fspath(path)
+        self.synchronous = synchronous.upper()
+        if self.synchronous not in _SYNCHRONOUS:
+            raise InvalidURL(f"synchronous must be one of full, normal, extra; not {synchronous!r}")
+        self.timeout = float(timeout)
+        self.clock = clock  # type: ignore[assignment]
+        self._sweep_interval = sweep_interval
+        self._last_sweep = 0.0
+        self._local = threading.local()
+        self._conns: list[tuple[int, sqlite3.Connection]] = []
+        self._conns_lock = threading.Lock()
+        self._closed = False
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._run(self._init_schema)
+
+    # -- connections ---------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        pid = os.getpid()
+        if conn is None or local.pid != pid:  # new thread, or a forked child
+            if self._closed:
+                raise StoreClosed("the store is closed")
+            conn = sqlite3.connect(
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            local.conn, local.pid = conn, pid
+            with self._conns_lock:
+                self._conns.append((pid, conn))
+        return conn
+
+    def close(self) -> None:
+        self._closed = True
+        with self._conns_lock:
+            mine = [c for pid, c in self._conns if pid == os.getpid()]
+            self._conns.clear()
+        for conn in mine:  # a forked child must not close its parent's connections
+            conn.close()
+
+    def _init_schema(self, conn: sqlite3.Connection) -> None:
+        if conn.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() != "wal":
+            raise StoreError(f"{self.path}: could not switch to WAL (a network file system?)")
+        conn.execute("BEGIN IMMEDIATE")
+        found = conn.execute("PRAGMA user_version").fetchone()[0]
+        if found > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has schema {found}; this botwire knows {SCHEMA_VERSION}")
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+
+    # -- the primitive -------------------------------------------------------------
+
+    def batch(self, namespace: str, ops: Sequence[Op]) -> list[Any]:
+        if is_read_only(ops):
+            return self._run(self._read, namespace, ops)
+        return self._run(self._write, namespace, ops)
+
+    def sweep(self, limit: int = 1000) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            conn.execute("BEGIN IMMEDIATE")
+            removed = self._sweep(conn, self.clock(), limit)
+            conn.execute("COMMIT")
+            return removed
+
+        return self._run(run)
+
+    def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call ``fn(conn, *args)``, retrying while the file is locked; map sqlite errors."""
+        deadline = time.monotonic() + self.timeout
+        delay = 0.001
+        while True:
+            conn = self._conn()
+            try:
+                return fn(conn, *args)
+            except sqlite3.OperationalError as exc:
+                _rollback(conn)
+                if not _is_busy(exc):
+                    raise StoreError(f"sqlite: {exc}") from exc
+                if time.monotonic() >= deadline:
+                    raise Unavailable(f"{self.path} stayed locked for {self.timeout}s") from exc
+                time.sleep(random.uniform(0, delay))
+                delay = min(delay * 2, 0.05)
+            except sqlite3.Error as exc:
+                _rollback(conn)
+                raise StoreError(f"sqlite: {exc}") from exc
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    def _read(self, conn: sqlite3.Connection, ns: str, ops: Sequence[Op]) -> list[Any]:
+        now = self.clock()
+        if len(ops) == 1:
+            return [self._apply(conn, ns, ops[0], now, 0)]
+        conn.execute("BEGIN")  # one snapshot for every read of the batch
+        results = [self._apply(conn, ns, op, now, 0) for op in ops]
+        conn.execute("COMMIT")
+        return results
+
+    def _write(self, conn: sqlite3.Connection, ns: str, ops: Sequence[Op]) -> list[Any]:
+        now = self.clock()
+        conn.execute("BEGIN IMMEDIATE")
+        _logic.check_conflicts(ops, lambda key: self._live_version(conn, ns, key, now))
+        # One statement reserves a version for every op; gaps are harmless.
+        (last,) = conn.execute(
+            "UPDATE meta SET v = v + ? WHERE k = 'seq' RETURNING v", (len(ops),)
+        ).fetchall()[0]
+        first = last - len(ops) + 1
+        results = [self._apply(conn, ns, op, now, first + i) for i, op in enumerate(ops)]
+        if now - self._last_sweep >= self._sweep_interval:
+            self._last_sweep = now
+            self._sweep(conn, now, 500)
+        conn.execute("COMMIT")
+        return results
+
+    # -- one operation -------------------------------------------------------------
+
+    def _apply(self, conn: sqlite3.Connection, ns: str, op: Op, now: float, version: int) -> Any:
+        kind = type(op)
+        if kind is Get:
+            return self._get(conn, ns, op, now)  # type: ignore[arg-type]
+        if kind is Put:
+            key, data, ttl, _ = op  # type: ignore[misc]
+            expires = None if ttl is None else now + ttl
+            conn.execute(_UPSERT, (ns, key, data, version, now, now, expires, ttl))
+            return version
+        if kind is Delete:
+            row = conn.execute(
+                "DELETE FROM items WHERE ns = ? AND key = ? RETURNING expires_at", (ns, op.key)
+            ).fetchall()
+            return bool(row) and _alive(row[0][0], now)
+        if kind is Incr or kind is Append:
+            return self._read_modify_write(conn, ns, op, now, version)  # type: ignore[arg-type]
+        if kind is Touch:
+            expires = None if op.ttl is None else now + op.ttl  # type: ignore[union-attr]
+            cur = conn.execute(
+                f"UPDATE items SET expires_at = ?, ttl = ?, version = ? "
+                f"WHERE ns = ? AND key = ? AND {_LIVE}",
+                (expires, op.ttl, version, ns, op.key, now),  # type: ignore[union-attr]
+            )
+            return cur.rowcount > 0
+        if kind is ListKeys:
+            sql, args = _range(ns, op.prefix, op.after, now)  # type: ignore[union-attr]
+            sql = "SELECT key FROM items WHERE " + sql + " ORDER BY key"
+            if op.limit is not None:  # type: ignore[union-attr]
+                sql += f" LIMIT {int(op.limit)}"  # type: ignore[union-attr]
+            return [row[0] for row in conn.execute(sql, args)]
+        if kind is Count or kind is Clear:
+            sql, args = _range(ns, op.prefix, None, now)  # type: ignore[union-attr]
+            (count,) = conn.execute("SELECT count(*) FROM items WHERE " + sql, args).fetchone()
+            if kind is Clear:
+                where, args = _range(ns, op.prefix, None, None)  # type: ignore[union-attr]
+                conn.execute("DELETE FROM items WHERE " + where, args)
+            return count
+        raise TypeError(f"unknown operation {op!r}")
+
+    def _get(self, conn: sqlite3.Connection, ns: str, op: Get, now: float) -> Record | None:
+        row = conn.execute(_SELECT, (ns, op.key)).fetchone()
+        if row is None or not _alive(row[4], now):
+            return None
+        expires = row[4]
+        if op.refresh and row[5] is not None:
+            expires = now + row[5]
+            conn.execute(
+                "UPDATE items SET expires_at = ? WHERE ns = ? AND key = ?", (expires, ns, op.key)
+            )
+        return Record(row[0], row[1], row[2], row[3], expires)
+
+    def _read_modify_write(
+        self, conn: sqlite3.Connection, ns: str, op: Incr | Append, now: float, version: int
+    ) -> Any:
+        row = conn.execute(_SELECT, (ns, op.key)).fetchone()
+        live = row is not None and _alive(row[4], now)
+        current = row[0] if live else None
+        result: Any
+        if type(op) is Incr:
+            result, data = _logic.incremented(current, op.by)
+        else:
+            result, data = _logic.appended(current, op.items, op.max_len)  # type: ignore[union-attr]
+        ttl, expires = _logic.resolve_ttl(
+            op.ttl, op.new_ttl, live, row and row[5], row and row[4], now
+        )
+        conn.execute(_UPSERT, (ns, op.key, data, version, now, now, expires, ttl))
+        return result
+
+    def _live_version(self, conn: sqlite3.Connection, ns: str, key: str, now: float) -> int:
+        row = conn.execute(
+            f"SELECT version FROM items WHERE ns = ? AND key = ? AND {_LIVE}", (ns, key, now)
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    @staticmethod
+    def _sweep(conn: sqlite3.Connection, now: float, limit: int) -> int:
+        cur = conn.execute(
+            "DELETE FROM items WHERE (ns, key) IN "
+            "(SELECT ns, key FROM items WHERE expires_at <= ? LIMIT ?)",
+            (now, limit),
+        )
+        return cur.rowcount
+
+
+def _alive(expires_at: float | None, now: float) -> bool:
+    return expires_at is None or expires_at > now
+
+
+def _range(ns: str, prefix: str, after: str | None, now: float | None) -> tuple[str, list[Any]]:
+    """A WHERE clause for the keys of ``ns`` with ``prefix``, after ``after``, live at ``now``."""
+    sql, args = ["ns = ?"], [ns]
+    if prefix:
+        sql.append("key >= ?")
+        args.append(prefix)
+        upper = _logic.prefix_upper(prefix)
+        if upper is not None:
+            sql.append("key < ?")
+            args.append(upper)
+    if after is not None:
+        sql.append("key > ?")
+        args.append(after)
+    if now is not None:
+        sql.append(_LIVE)
+        args.append(now)
+    return " AND ".join(sql), args
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # the transaction is gone already; nothing was committed
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text

@@ -1,0 +1,45 @@
+"""Listing: sorted by code point, prefix-filtered, paged by cursor."""
+
+from __future__ import annotations
+
+import pytest
+
+from botwire import Memory
+from botwire._ops import ListKeys
+
+KEYS = ["a", "a:1", "a:2", "a;", "b", "user-42:x", "user-42:y", "user-420", "ä", "中", "\U0010ffff", "\U0010ffffz"]
+
+
+@pytest.fixture
+def filled(mem: Memory) -> Memory:
+    mem.set_many({k: i for i, k in enumerate(KEYS)})
+    return mem
+
+
+def test_list_keys_is_sorted_by_code_point(filled: Memory) -> None:
+    assert filled.list_keys() == sorted(KEYS)
+    assert filled.list_keys(limit=3) == sorted(KEYS)[:3]
+
+
+@pytest.mark.parametrize("prefix", ["a", "a:", "user-42:", "user-42", "ä", "\U0010ffff", "zz"])
+def test_prefix(filled: Memory, prefix: str) -> None:
+    assert filled.list_keys(prefix) == sorted(k for k in KEYS if k.startswith(prefix))
+
+
+def test_iter_keys_pages_lazily(filled: Memory) -> None:
+    it = filled.iter_keys(page_size=2)
+    assert next(it) == sorted(KEYS)[0]
+    assert [sorted(KEYS)[0], *it] == sorted(KEYS)
+    # "0" sorts before ":" (U+0030 < U+003A)
+    assert list(filled.iter_keys("user-42", page_size=1)) == ["user-420", "user-42:x", "user-42:y"]
+
+
+def test_cursor_resumes_after_a_key(filled: Memory) -> None:
+    (page,) = filled.store.batch("conformance", [ListKeys("user-42", after="user-42:x")])
+    assert page == ["user-42:y"]
+
+
+def test_clear_and_len(filled: Memory) -> None:
+    assert len(filled) == len(KEYS)
+    assert filled.clear() == len(KEYS)
+    assert len(filled) == 0 and filled.list_keys() == []

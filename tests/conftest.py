@@ -1,0 +1,35 @@
+"""Fixtures shared by every test: an isolated BOTWIRE_HOME and a controllable clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+class FakeClock:
+    """A clock the test moves by hand: ``clock.advance(60)``."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """No test touches the real user data dir or a BOTWIRE_URL from the environment."""
+    home = tmp_path / "botwire-home"
+    monkeypatch.setenv("BOTWIRE_HOME", str(home))
+    monkeypatch.delenv("BOTWIRE_URL", raising=False)
+    yield home
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
