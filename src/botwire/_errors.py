@@ -6,7 +6,7 @@ exceptions to responses through this table and the HTTP client maps bodies back
 with :func:`error_for_code`, so the same failure raises the same class whether
 the store is embedded or remote.
 
-    BotwireError
+    BotwireError                              500 error
     ├── InvalidRequest (ValueError)           400 invalid_request
     │   ├── InvalidName                       400 invalid_name
     │   ├── ValueNotSerializable (TypeError)  400 value_not_serializable

@@ -81,7 +81,7 @@ class SqliteStore(Store):
         self.path = os.fspath(path)
         self.synchronous = synchronous.upper()
         if self.synchronous not in _SYNCHRONOUS:
-            raise InvalidURL(f"synchronous must be one of full, normal, extra; not {synchronous!r}")
+            raise InvalidURL(f"sqlite synchronous= must be full, normal or extra; not {synchronous!r}")
         self.timeout = float(timeout)
         self.clock = clock  # type: ignore[assignment]
         self._sweep_interval = sweep_interval
@@ -97,16 +97,20 @@ class SqliteStore(Store):
     # -- connections ---------------------------------------------------------------
 
     def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreClosed("the store is closed")
         local = self._local
         conn: sqlite3.Connection | None = getattr(local, "conn", None)
         pid = os.getpid()
         if conn is None or local.pid != pid:  # new thread, or a forked child
-            if self._closed:
-                raise StoreClosed("the store is closed")
             conn = sqlite3.connect(
                 self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
             )
-            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            try:
+                conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            except sqlite3.Error:
+                conn.close()
+                raise
             local.conn, local.pid = conn, pid
             with self._conns_lock:
                 self._conns.append((pid, conn))
@@ -154,8 +158,9 @@ class SqliteStore(Store):
         deadline = time.monotonic() + self.timeout
         delay = 0.001
         while True:
-            conn = self._conn()
+            conn = None
             try:
+                conn = self._conn()
                 return fn(conn, *args)
             except sqlite3.OperationalError as exc:
                 _rollback(conn)
@@ -306,8 +311,8 @@ def _range(ns: str, prefix: str, after: str | None, now: float | None) -> tuple[
     return " AND ".join(sql), args
 
 
-def _rollback(conn: sqlite3.Connection) -> None:
-    if conn.in_transaction:
+def _rollback(conn: sqlite3.Connection | None) -> None:
+    if conn is not None and conn.in_transaction:
         try:
             conn.execute("ROLLBACK")
         except sqlite3.Error:

@@ -1,0 +1,105 @@
+"""SQLite specifics: pragmas, fork safety, lock timeouts, schema versions."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from botwire import Memory, StoreClosed, StoreError, Unavailable
+from botwire.stores.sqlite import SCHEMA_VERSION, SqliteStore
+
+
+def _pragma(store: SqliteStore, name: str) -> object:
+    return store._conn().execute(f"PRAGMA {name}").fetchone()[0]
+
+
+def test_wal_and_synchronous_settings(tmp_path: Path) -> None:
+    full = SqliteStore(tmp_path / "a.db")
+    normal = SqliteStore(tmp_path / "b.db", synchronous="normal")
+    assert _pragma(full, "journal_mode") == "wal"
+    assert _pragma(full, "synchronous") == 2  # FULL
+    assert _pragma(normal, "synchronous") == 1  # NORMAL
+    full.close()
+    normal.close()
+
+
+def test_a_write_is_seen_by_another_process(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/x.db"
+    with Memory("ns", url=url) as m:
+        m.set("greeting", {"hello": "world"}, ttl=3600)
+    code = f"from botwire import Memory; print(Memory('ns', url={url!r}).get('greeting'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "{'hello': 'world'}"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "fork.db")
+    mem = Memory("ns", url=store)
+    mem.set("before", 1)
+    parent_conn = store._conn()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: must not reuse the parent's connection
+        ok = store._conn() is not parent_conn and mem.get("before") == 1
+        mem.set("child", 2)
+        store.close()  # closes only the child's own connections
+        os.write(write, b"1" if ok else b"0")
+        os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1" and status == 0
+    assert mem.get("child") == 2 and store._conn() is parent_conn
+    store.close()
+
+
+def test_each_thread_gets_its_own_connection(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "t.db")
+    conns: list[sqlite3.Connection] = []
+    threads = [threading.Thread(target=lambda: conns.append(store._conn())) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(c) for c in conns}) == 3
+    store.close()
+    with pytest.raises(StoreClosed):
+        store.batch("ns", [])
+
+
+def test_a_lock_held_too_long_gives_unavailable_not_database_locked(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "l.db", timeout=0.3)
+    mem = Memory("ns", url=store)
+    blocker = sqlite3.connect(tmp_path / "l.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(Unavailable, match="locked for 0.3s"):
+            mem.set("k", 1)
+        assert mem.get("k") is None  # readers are not blocked by a writer in WAL
+    finally:
+        blocker.execute("ROLLBACK")
+    mem.set("k", 1)
+    assert mem.get("k") == 1
+    store.close()
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    SqliteStore(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="schema"):
+        SqliteStore(path)
+
+
+def test_a_file_that_is_not_a_database_gives_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError):
+        SqliteStore(path)
