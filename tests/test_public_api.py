@@ -22,6 +22,8 @@ def test_py_typed_is_shipped() -> None:
 
 def test_import_botwire_leaves_heavy_modules_unloaded() -> None:
     heavy = ["orjson", "asyncio", "sqlite3", "platformdirs", "httpx", "diskcache", "wrapt"]
-    code = f"import sys, json, botwire; print(json.dumps([m for m in {heavy!r} if m in sys.modules]))"
+    code = (
+        f"import sys, json, botwire; print(json.dumps([m for m in {heavy!r} if m in sys.modules]))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []

@@ -44,8 +44,13 @@ def test_sqlite_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 @pytest.mark.parametrize(
     "url",
-    ["redis://localhost", "nonsense", "sqlite://host/x.db", "sqlite:///x.db?synchronous=off",
-     "sqlite:///x.db?journal=delete"],
+    [
+        "redis://localhost",
+        "nonsense",
+        "sqlite://host/x.db",
+        "sqlite:///x.db?synchronous=off",
+        "sqlite:///x.db?journal=delete",
+    ],
 )
 def test_bad_urls_raise_invalid_url(url: str) -> None:
     with pytest.raises(InvalidURL) as info:

@@ -1,9 +1,9 @@
 """botwire: persistent, namespaced key-value memory for AI agents.
 
-    from botwire import Memory
-    memory = Memory("my-agent")            # embedded SQLite, no server
-    memory.set("user_preferences", {"format": "json"}, ttl=604800)
-    memory.get("user_preferences", {})     # same answer in another process, tomorrow
+from botwire import Memory
+memory = Memory("my-agent")            # embedded SQLite, no server
+memory.set("user_preferences", {"format": "json"}, ttl=604800)
+memory.get("user_preferences", {})     # same answer in another process, tomorrow
 """
 
 from ._errors import (

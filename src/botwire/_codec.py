@@ -37,7 +37,7 @@ def encode(value: Any) -> bytes:
     """Encode ``value`` as JSON bytes, or raise :class:`ValueNotSerializable`."""
     orjson = _orjson or _load()
     try:
-        data = orjson.dumps(value, default=_refuse, option=_OPTIONS)
+        data: bytes = orjson.dumps(value, default=_refuse, option=_OPTIONS)
     except orjson.JSONEncodeError as exc:
         raise ValueNotSerializable(f"value is not serializable: {_reason(value) or exc}") from None
     # The round trip is the one check that catches every silent conversion at once.
@@ -61,7 +61,9 @@ def _reason(value: Any, path: str = "value", depth: int = 0) -> str | None:
         return f"{path} is nested too deeply"
     kind = type(value)
     if kind is float:
-        return None if math.isfinite(value) else f"{path} is {value!r} (NaN and infinity are not JSON)"
+        return (
+            None if math.isfinite(value) else f"{path} is {value!r} (NaN and infinity are not JSON)"
+        )
     if kind is int:
         ok = -(2**63) <= value < 2**64
         return None if ok else f"{path} is an integer beyond 64 bits"

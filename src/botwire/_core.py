@@ -12,11 +12,30 @@ from typing import Any
 from . import _codec, _registry
 from ._errors import Conflict, NotFound, StoreClosed
 from ._ops import (
-    KEEP, TTL, Append, Clear, Count, Delete, Get, Incr, Item, ListKeys, Op, Put, Record, Touch,
+    KEEP,
+    TTL,
+    Append,
+    Clear,
+    Count,
+    Delete,
+    Get,
+    Incr,
+    Item,
+    ListKeys,
+    Op,
+    Put,
+    Record,
+    Touch,
     TTLOrKeep,
 )
 from ._validate import (
-    check_count, check_key, check_namespace, check_number, check_prefix, check_ttl, check_version,
+    check_count,
+    check_key,
+    check_namespace,
+    check_number,
+    check_prefix,
+    check_ttl,
+    check_version,
 )
 from .stores.base import Store
 
@@ -117,7 +136,9 @@ class MemoryCore:
 
     def _append_op(self, key: str, items: tuple[Any, ...], max_len: Any, ttl: Any) -> Append:
         return Append(
-            check_key(key), _codec.encode(list(items)), check_count(max_len, "max_len"),
+            check_key(key),
+            _codec.encode(list(items)),
+            check_count(max_len, "max_len"),
             *self._keep_ttl(ttl),
         )
 
@@ -151,13 +172,13 @@ class MemoryCore:
     def _found(ops: list[Op], records: list[Any]) -> dict[str, Any]:
         return {
             op.key: _codec.decode(r.data)  # type: ignore[union-attr]
-            for op, r in zip(ops, records)
+            for op, r in zip(ops, records, strict=True)
             if r is not None
         }
 
     @staticmethod
     def _versions(ops: list[Op], versions: list[Any]) -> dict[str, int]:
-        return {op.key: v for op, v in zip(ops, versions)}  # type: ignore[union-attr]
+        return {op.key: v for op, v in zip(ops, versions, strict=True)}  # type: ignore[union-attr]
 
     # -- multi-step plans -----------------------------------------------------------
 

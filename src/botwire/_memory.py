@@ -95,8 +95,9 @@ class Memory(MemoryCore):
 
     # -- writes ---------------------------------------------------------------------
 
-    def set(self, key: str, value: Any, *, ttl: Any = NOT_PROVIDED,
-            if_version: int | None = None) -> int:
+    def set(
+        self, key: str, value: Any, *, ttl: Any = NOT_PROVIDED, if_version: int | None = None
+    ) -> int:
         """Store ``value`` under ``key``; return its new version.
 
         ``if_version=v`` writes only if the live version is ``v`` (``0``: only if
@@ -126,16 +127,18 @@ class Memory(MemoryCore):
         """
         return self._one(self._incr_op(key, by, ttl))  # type: ignore[no-any-return]
 
-    def append(self, key: str, *items: Any, max_len: int | None = None,
-               ttl: Any = NOT_PROVIDED) -> int:
+    def append(
+        self, key: str, *items: Any, max_len: int | None = None, ttl: Any = NOT_PROVIDED
+    ) -> int:
         """Append ``items`` to the list at ``key`` atomically; return its new length.
 
         ``max_len`` keeps only the newest items. Expiry as in :meth:`incr`.
         """
         return self._one(self._append_op(key, items, max_len, ttl))  # type: ignore[no-any-return]
 
-    def update(self, key: str, fn: Callable[[Any], Any], default: Any = None, *,
-               ttl: Any = NOT_PROVIDED) -> Any:
+    def update(
+        self, key: str, fn: Callable[[Any], Any], default: Any = None, *, ttl: Any = NOT_PROVIDED
+    ) -> Any:
         """Set ``key`` to ``fn(current or default)`` without losing a concurrent write.
 
         Compare-and-set: if another writer changed the key in between, ``fn`` is
@@ -246,13 +249,15 @@ class AsyncMemory(MemoryCore):
                 return
             after = page[-1]
 
-    async def set(self, key: str, value: Any, *, ttl: Any = NOT_PROVIDED,
-                  if_version: int | None = None) -> int:
+    async def set(
+        self, key: str, value: Any, *, ttl: Any = NOT_PROVIDED, if_version: int | None = None
+    ) -> int:
         """See :meth:`Memory.set`."""
         return await self._one(self._put_op(key, value, ttl, if_version))  # type: ignore[no-any-return]
 
-    async def set_many(self, mapping: Mapping[str, Any], *,
-                       ttl: Any = NOT_PROVIDED) -> dict[str, int]:
+    async def set_many(
+        self, mapping: Mapping[str, Any], *, ttl: Any = NOT_PROVIDED
+    ) -> dict[str, int]:
         """See :meth:`Memory.set_many`."""
         ops = self._set_many_ops(mapping, ttl)
         return self._versions(ops, await self._store.abatch(self._namespace, ops)) if ops else {}
@@ -266,18 +271,19 @@ class AsyncMemory(MemoryCore):
         ops = self._delete_many_ops(keys)
         return sum(await self._store.abatch(self._namespace, ops)) if ops else 0
 
-    async def incr(self, key: str, by: int | float = 1, *,
-                   ttl: Any = NOT_PROVIDED) -> int | float:
+    async def incr(self, key: str, by: int | float = 1, *, ttl: Any = NOT_PROVIDED) -> int | float:
         """See :meth:`Memory.incr`."""
         return await self._one(self._incr_op(key, by, ttl))  # type: ignore[no-any-return]
 
-    async def append(self, key: str, *items: Any, max_len: int | None = None,
-                     ttl: Any = NOT_PROVIDED) -> int:
+    async def append(
+        self, key: str, *items: Any, max_len: int | None = None, ttl: Any = NOT_PROVIDED
+    ) -> int:
         """See :meth:`Memory.append`."""
         return await self._one(self._append_op(key, items, max_len, ttl))  # type: ignore[no-any-return]
 
-    async def update(self, key: str, fn: Callable[[Any], Any], default: Any = None, *,
-                     ttl: Any = NOT_PROVIDED) -> Any:
+    async def update(
+        self, key: str, fn: Callable[[Any], Any], default: Any = None, *, ttl: Any = NOT_PROVIDED
+    ) -> Any:
         """See :meth:`Memory.update`."""
         return await self._run(self._update_plan(key, fn, default, ttl))
 
@@ -300,7 +306,9 @@ class AsyncMemory(MemoryCore):
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.close()

@@ -32,7 +32,8 @@ the operation creates gets ``new_ttl``.
 from __future__ import annotations
 
 import enum
-from typing import Any, NamedTuple, Union
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 
 class _Keep(enum.Enum):
@@ -42,8 +43,8 @@ class _Keep(enum.Enum):
 KEEP = _Keep.KEEP
 """TTL marker: keep the key's current expiry (new keys get none)."""
 
-TTL = Union[float, None]
-TTLOrKeep = Union[float, None, _Keep]
+TTL = float | None
+TTLOrKeep = float | None | _Keep
 
 
 class Record(NamedTuple):
@@ -107,11 +108,11 @@ class Clear(NamedTuple):
     prefix: str = ""
 
 
-Op = Union[Get, Put, Delete, Incr, Append, Touch, ListKeys, Count, Clear]
+Op = Get | Put | Delete | Incr | Append | Touch | ListKeys | Count | Clear
 READ_OPS = (ListKeys, Count)  # Get is a read too unless it refreshes
 
 
-def is_read_only(ops: tuple[Op, ...] | list[Op]) -> bool:
+def is_read_only(ops: Sequence[Op]) -> bool:
     """True when no operation in ``ops`` can change the store."""
     for op in ops:
         if type(op) is Get:

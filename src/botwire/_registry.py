@@ -82,7 +82,9 @@ def _open_sqlite(url: str, timeout: float) -> Store:
     parts = urlsplit(url)
     # sqlite:///relative.db and sqlite:////absolute/path.db, as in SQLAlchemy
     if parts.netloc or not parts.path.startswith("/") or len(parts.path) < 2:
-        raise InvalidURL(f"{url!r}: write sqlite:///relative/path.db or sqlite:////absolute/path.db")
+        raise InvalidURL(
+            f"{url!r}: write sqlite:///relative/path.db or sqlite:////absolute/path.db"
+        )
     options = dict(parse_qsl(parts.query, keep_blank_values=True))
     synchronous = options.pop("synchronous", "full")
     if options:

@@ -15,8 +15,19 @@ from botwire import InvalidName, InvalidRequest, Memory, ValueNotSerializable
 from botwire.stores import Store
 
 BAD_KEYS: list[Any] = [
-    "", "x" * 513, "é" * 257, "a\x00b", "tab\there", "new\nline", "del\x7f", "c1\x85",
-    "\ud800", 42, None, b"bytes", ("tuple",),
+    "",
+    "x" * 513,
+    "é" * 257,
+    "a\x00b",
+    "tab\there",
+    "new\nline",
+    "del\x7f",
+    "c1\x85",
+    "\ud800",
+    42,
+    None,
+    b"bytes",
+    ("tuple",),
 ]
 OK_KEYS = ["x" * 512, "é" * 256, "spaces are fine", "emoji 🧠", "slash/and?query#frag", ".."]
 
@@ -38,11 +49,27 @@ def _deep(depth: int) -> list[Any]:
 
 
 BAD_VALUES: list[Any] = [
-    float("nan"), float("inf"), -float("inf"), {"a": [1, float("nan")]},
-    2**64, -(2**63) - 1, 10**100,
-    object(), {1: "int key"}, {("t",): 1}, (1, 2), {"a": (1,)}, {1, 2}, b"bytes",
-    datetime.datetime(2026, 1, 1), datetime.date(2026, 1, 1), uuid.uuid4(), Color.RED,
-    Point(1), "lone \ud800 surrogate", _deep(100_000),
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+    {"a": [1, float("nan")]},
+    2**64,
+    -(2**63) - 1,
+    10**100,
+    object(),
+    {1: "int key"},
+    {("t",): 1},
+    (1, 2),
+    {"a": (1,)},
+    {1, 2},
+    b"bytes",
+    datetime.datetime(2026, 1, 1),
+    datetime.date(2026, 1, 1),
+    uuid.uuid4(),
+    Color.RED,
+    Point(1),
+    "lone \ud800 surrogate",
+    _deep(100_000),
 ]
 
 KEY_CALLS: dict[str, Callable[[Memory, Any], Any]] = {

@@ -7,7 +7,20 @@ import pytest
 from botwire import Memory
 from botwire._ops import ListKeys
 
-KEYS = ["a", "a:1", "a:2", "a;", "b", "user-42:x", "user-42:y", "user-420", "ä", "中", "\U0010ffff", "\U0010ffffz"]
+KEYS = [
+    "a",
+    "a:1",
+    "a:2",
+    "a;",
+    "b",
+    "user-42:x",
+    "user-42:y",
+    "user-420",
+    "ä",
+    "中",
+    "\U0010ffff",
+    "\U0010ffffz",
+]
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """Worker processes for the multi-process SQLite tests (run as a script).
 
-    _worker.py mixed DB SEED N      N mixed writes; prints its own tallies as JSON
-    _worker.py ack DB START         writes k{START}, k{START+1}... forever, printing each
-                                    index once its write has returned (for the kill test)
+_worker.py mixed DB SEED N      N mixed writes; prints its own tallies as JSON
+_worker.py ack DB START         writes k{START}, k{START+1}... forever, printing each
+                                index once its write has returned (for the kill test)
 """
 
 from __future__ import annotations

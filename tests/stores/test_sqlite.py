@@ -79,7 +79,7 @@ def test_a_lock_held_too_long_gives_unavailable_not_database_locked(tmp_path: Pa
     blocker = sqlite3.connect(tmp_path / "l.db", isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     try:
-        with pytest.raises(Unavailable, match="locked for 0.3s"):
+        with pytest.raises(Unavailable, match=r"locked for 0\.3s"):
             mem.set("k", 1)
         assert mem.get("k") is None  # readers are not blocked by a writer in WAL
     finally:

@@ -25,7 +25,9 @@ def test_four_processes_of_mixed_writes_keep_counters_exact(tmp_path: Path) -> N
     procs = [
         subprocess.Popen(
             [sys.executable, WORKER, "mixed", str(db), str(seed), "2000"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for seed in range(4)
     ]
@@ -53,7 +55,10 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
     for _ in range(20):
         proc = subprocess.Popen(
             [sys.executable, WORKER, "ack", str(db), str(start)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
         )
         assert proc.stdout is not None
         first = proc.stdout.readline()  # wait until the writer is really writing

@@ -33,12 +33,13 @@ def prefix_upper(prefix: str) -> str | None:
 
 def conflicts(ops: Sequence[Op], live_version: Callable[[str], int]) -> list[str]:
     """Keys whose ``if_version`` does not match; ``live_version`` gives 0 when absent."""
-    failed = []
-    for op in ops:
-        if type(op) in (Put, Delete) and op.if_version is not None:  # type: ignore[union-attr]
-            if live_version(op.key) != op.if_version:  # type: ignore[union-attr]
-                failed.append(op.key)  # type: ignore[union-attr]
-    return failed
+    return [
+        op.key
+        for op in ops
+        if isinstance(op, (Put, Delete))
+        and op.if_version is not None
+        and live_version(op.key) != op.if_version
+    ]
 
 
 def check_conflicts(ops: Sequence[Op], live_version: Callable[[str], int]) -> None:
@@ -48,7 +49,11 @@ def check_conflicts(ops: Sequence[Op], live_version: Callable[[str], int]) -> No
 
 
 def resolve_ttl(
-    ttl: TTLOrKeep, new_ttl: TTL, live: bool, old_ttl: float | None, old_expires: float | None,
+    ttl: TTLOrKeep,
+    new_ttl: TTL,
+    live: bool,
+    old_ttl: float | None,
+    old_expires: float | None,
     now: float,
 ) -> tuple[float | None, float | None]:
     """``(ttl, expires_at)`` for a write: ``KEEP`` keeps a live key's expiry."""

@@ -15,7 +15,18 @@ from typing import Any
 
 from .._errors import StoreClosed
 from .._ops import (
-    Append, Clear, Count, Delete, Get, Incr, ListKeys, Op, Put, Record, Touch, is_read_only,
+    Append,
+    Clear,
+    Count,
+    Delete,
+    Get,
+    Incr,
+    ListKeys,
+    Op,
+    Put,
+    Record,
+    Touch,
+    is_read_only,
 )
 from . import _logic
 from .base import Store
@@ -35,7 +46,7 @@ class MemoryStore(Store):
     """Items of every namespace in a dict of dicts; nothing touches the disk."""
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
-        self.clock = clock  # type: ignore[assignment]
+        self.clock = clock
         self._spaces: dict[str, dict[str, _Row]] | None = {}
         self._lock = threading.Lock()
         self._seq = 0
@@ -86,8 +97,13 @@ class MemoryStore(Store):
         return 0 if row is None else row.version
 
     def _write(
-        self, rows: dict[str, _Row], key: str, data: bytes, ttl: float | None,
-        expires: float | None, now: float,
+        self,
+        rows: dict[str, _Row],
+        key: str,
+        data: bytes,
+        ttl: float | None,
+        expires: float | None,
+        now: float,
     ) -> int:
         old = self._live(rows, key, now)
         version = self._next_version()
@@ -96,54 +112,54 @@ class MemoryStore(Store):
         return version
 
     def _apply(self, rows: dict[str, _Row], op: Op, now: float) -> Any:
-        kind = type(op)
-        if kind is Get:
-            row = self._live(rows, op.key, now)  # type: ignore[union-attr]
+        if isinstance(op, Get):
+            row = self._live(rows, op.key, now)
             if row is None:
                 return None
-            if op.refresh and row.ttl is not None:  # type: ignore[union-attr]
+            if op.refresh and row.ttl is not None:
                 row.expires_at = now + row.ttl
             return Record(row.data, row.version, row.created_at, row.updated_at, row.expires_at)
-        if kind is Put:
-            key, data, ttl, _ = op  # type: ignore[misc]
-            return self._write(rows, key, data, ttl, None if ttl is None else now + ttl, now)
-        if kind is Delete:
-            row = rows.pop(op.key, None)  # type: ignore[union-attr]
+        if isinstance(op, Put):
+            expires = None if op.ttl is None else now + op.ttl
+            return self._write(rows, op.key, op.data, op.ttl, expires, now)
+        if isinstance(op, Delete):
+            gone = rows.pop(op.key, None)
             self._next_version()
-            return row is not None and _alive(row, now)
-        if kind is Incr or kind is Append:
-            old = self._live(rows, op.key, now)  # type: ignore[union-attr]
+            return gone is not None and _alive(gone, now)
+        if isinstance(op, (Incr, Append)):
+            old = self._live(rows, op.key, now)
             current = None if old is None else old.data
             result: Any
-            if kind is Incr:
-                result, data = _logic.incremented(current, op.by)  # type: ignore[union-attr]
+            if isinstance(op, Incr):
+                result, data = _logic.incremented(current, op.by)
             else:
-                result, data = _logic.appended(current, op.items, op.max_len)  # type: ignore[union-attr]
+                result, data = _logic.appended(current, op.items, op.max_len)
+            old_ttl, old_expires = (None, None) if old is None else (old.ttl, old.expires_at)
             ttl, expires = _logic.resolve_ttl(
-                op.ttl, op.new_ttl, old is not None,  # type: ignore[union-attr]
-                old and old.ttl, old and old.expires_at, now,
+                op.ttl, op.new_ttl, old is not None, old_ttl, old_expires, now
             )
-            self._write(rows, op.key, data, ttl, expires, now)  # type: ignore[union-attr]
+            self._write(rows, op.key, data, ttl, expires, now)
             return result
-        if kind is Touch:
-            row = self._live(rows, op.key, now)  # type: ignore[union-attr]
+        if isinstance(op, Touch):
+            row = self._live(rows, op.key, now)
             if row is None:
                 return False
-            row.ttl = op.ttl  # type: ignore[union-attr]
-            row.expires_at = None if row.ttl is None else now + row.ttl
+            row.ttl = op.ttl
+            row.expires_at = None if op.ttl is None else now + op.ttl
             row.version = self._next_version()
             return True
-        if kind is ListKeys or kind is Count or kind is Clear:
-            keys = self._keys(rows, op.prefix, now)  # type: ignore[union-attr]
-            if kind is Count:
-                return len(keys)
-            if kind is Clear:
-                for key in self._keys(rows, op.prefix, None):  # type: ignore[union-attr]
-                    del rows[key]
-                return len(keys)
-            if op.after is not None:  # type: ignore[union-attr]
-                keys = keys[bisect_right(keys, op.after) :]  # type: ignore[union-attr]
-            return keys[: op.limit]  # type: ignore[union-attr]
+        if isinstance(op, Count):
+            return len(self._keys(rows, op.prefix, now))
+        if isinstance(op, Clear):
+            live = len(self._keys(rows, op.prefix, now))
+            for key in self._keys(rows, op.prefix, None):
+                del rows[key]
+            return live
+        if isinstance(op, ListKeys):
+            keys = self._keys(rows, op.prefix, now)
+            if op.after is not None:
+                keys = keys[bisect_right(keys, op.after) :]
+            return keys[: op.limit]
         raise TypeError(f"unknown operation {op!r}")
 
     @staticmethod
@@ -151,7 +167,9 @@ class MemoryStore(Store):
         keys = sorted(k for k, r in rows.items() if now is None or _alive(r, now))
         if prefix:
             upper = _logic.prefix_upper(prefix)
-            keys = keys[bisect_left(keys, prefix) : None if upper is None else bisect_left(keys, upper)]
+            keys = keys[
+                bisect_left(keys, prefix) : None if upper is None else bisect_left(keys, upper)
+            ]
         return keys
 
 

@@ -17,6 +17,7 @@ Promises, each backed by a test in ``tests/stores/``:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import sqlite3
@@ -28,7 +29,18 @@ from typing import Any
 
 from .._errors import InvalidURL, StoreClosed, StoreError, Unavailable
 from .._ops import (
-    Append, Clear, Count, Delete, Get, Incr, ListKeys, Op, Put, Record, Touch, is_read_only,
+    Append,
+    Clear,
+    Count,
+    Delete,
+    Get,
+    Incr,
+    ListKeys,
+    Op,
+    Put,
+    Record,
+    Touch,
+    is_read_only,
 )
 from . import _logic
 from .base import Store
@@ -81,9 +93,11 @@ class SqliteStore(Store):
         self.path = os.fspath(path)
         self.synchronous = synchronous.upper()
         if self.synchronous not in _SYNCHRONOUS:
-            raise InvalidURL(f"sqlite synchronous= must be full, normal or extra; not {synchronous!r}")
+            raise InvalidURL(
+                f"sqlite synchronous= must be full, normal or extra; not {synchronous!r}"
+            )
         self.timeout = float(timeout)
-        self.clock = clock  # type: ignore[assignment]
+        self.clock = clock
         self._sweep_interval = sweep_interval
         self._last_sweep = 0.0
         self._local = threading.local()
@@ -140,9 +154,9 @@ class SqliteStore(Store):
     # -- the primitive -------------------------------------------------------------
 
     def batch(self, namespace: str, ops: Sequence[Op]) -> list[Any]:
-        if is_read_only(ops):
-            return self._run(self._read, namespace, ops)
-        return self._run(self._write, namespace, ops)
+        run = self._read if is_read_only(ops) else self._write
+        results: list[Any] = self._run(run, namespace, ops)
+        return results
 
     def sweep(self, limit: int = 1000) -> int:
         def run(conn: sqlite3.Connection) -> int:
@@ -151,7 +165,8 @@ class SqliteStore(Store):
             conn.execute("COMMIT")
             return removed
 
-        return self._run(run)
+        removed: int = self._run(run)
+        return removed
 
     def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Call ``fn(conn, *args)``, retrying while the file is locked; map sqlite errors."""
@@ -205,41 +220,38 @@ class SqliteStore(Store):
     # -- one operation -------------------------------------------------------------
 
     def _apply(self, conn: sqlite3.Connection, ns: str, op: Op, now: float, version: int) -> Any:
-        kind = type(op)
-        if kind is Get:
-            return self._get(conn, ns, op, now)  # type: ignore[arg-type]
-        if kind is Put:
-            key, data, ttl, _ = op  # type: ignore[misc]
-            expires = None if ttl is None else now + ttl
-            conn.execute(_UPSERT, (ns, key, data, version, now, now, expires, ttl))
+        if isinstance(op, Get):
+            return self._get(conn, ns, op, now)
+        if isinstance(op, Put):
+            expires = None if op.ttl is None else now + op.ttl
+            conn.execute(_UPSERT, (ns, op.key, op.data, version, now, now, expires, op.ttl))
             return version
-        if kind is Delete:
+        if isinstance(op, Delete):
             row = conn.execute(
                 "DELETE FROM items WHERE ns = ? AND key = ? RETURNING expires_at", (ns, op.key)
             ).fetchall()
             return bool(row) and _alive(row[0][0], now)
-        if kind is Incr or kind is Append:
-            return self._read_modify_write(conn, ns, op, now, version)  # type: ignore[arg-type]
-        if kind is Touch:
-            expires = None if op.ttl is None else now + op.ttl  # type: ignore[union-attr]
+        if isinstance(op, (Incr, Append)):
+            return self._read_modify_write(conn, ns, op, now, version)
+        if isinstance(op, Touch):
+            expires = None if op.ttl is None else now + op.ttl
             cur = conn.execute(
                 f"UPDATE items SET expires_at = ?, ttl = ?, version = ? "
                 f"WHERE ns = ? AND key = ? AND {_LIVE}",
-                (expires, op.ttl, version, ns, op.key, now),  # type: ignore[union-attr]
+                (expires, op.ttl, version, ns, op.key, now),
             )
             return cur.rowcount > 0
-        if kind is ListKeys:
-            sql, args = _range(ns, op.prefix, op.after, now)  # type: ignore[union-attr]
-            sql = "SELECT key FROM items WHERE " + sql + " ORDER BY key"
-            if op.limit is not None:  # type: ignore[union-attr]
-                sql += f" LIMIT {int(op.limit)}"  # type: ignore[union-attr]
+        if isinstance(op, ListKeys):
+            where, args = _range(ns, op.prefix, op.after, now)
+            limit = "" if op.limit is None else f" LIMIT {int(op.limit)}"
+            sql = f"SELECT key FROM items WHERE {where} ORDER BY key{limit}"
             return [row[0] for row in conn.execute(sql, args)]
-        if kind is Count or kind is Clear:
-            sql, args = _range(ns, op.prefix, None, now)  # type: ignore[union-attr]
-            (count,) = conn.execute("SELECT count(*) FROM items WHERE " + sql, args).fetchone()
-            if kind is Clear:
-                where, args = _range(ns, op.prefix, None, None)  # type: ignore[union-attr]
-                conn.execute("DELETE FROM items WHERE " + where, args)
+        if isinstance(op, (Count, Clear)):
+            where, args = _range(ns, op.prefix, None, now)
+            (count,) = conn.execute(f"SELECT count(*) FROM items WHERE {where}", args).fetchone()
+            if isinstance(op, Clear):  # expired rows go too: they are dead weight
+                where, args = _range(ns, op.prefix, None, None)
+                conn.execute(f"DELETE FROM items WHERE {where}", args)
             return count
         raise TypeError(f"unknown operation {op!r}")
 
@@ -262,13 +274,12 @@ class SqliteStore(Store):
         live = row is not None and _alive(row[4], now)
         current = row[0] if live else None
         result: Any
-        if type(op) is Incr:
+        if isinstance(op, Incr):
             result, data = _logic.incremented(current, op.by)
         else:
-            result, data = _logic.appended(current, op.items, op.max_len)  # type: ignore[union-attr]
-        ttl, expires = _logic.resolve_ttl(
-            op.ttl, op.new_ttl, live, row and row[5], row and row[4], now
-        )
+            result, data = _logic.appended(current, op.items, op.max_len)
+        old_ttl, old_expires = (row[5], row[4]) if live else (None, None)
+        ttl, expires = _logic.resolve_ttl(op.ttl, op.new_ttl, live, old_ttl, old_expires, now)
         conn.execute(_UPSERT, (ns, op.key, data, version, now, now, expires, ttl))
         return result
 
@@ -294,7 +305,8 @@ def _alive(expires_at: float | None, now: float) -> bool:
 
 def _range(ns: str, prefix: str, after: str | None, now: float | None) -> tuple[str, list[Any]]:
     """A WHERE clause for the keys of ``ns`` with ``prefix``, after ``after``, live at ``now``."""
-    sql, args = ["ns = ?"], [ns]
+    sql: list[str] = ["ns = ?"]
+    args: list[Any] = [ns]
     if prefix:
         sql.append("key >= ?")
         args.append(prefix)
@@ -313,10 +325,8 @@ def _range(ns: str, prefix: str, after: str | None, now: float | None) -> tuple[
 
 def _rollback(conn: sqlite3.Connection | None) -> None:
     if conn is not None and conn.in_transaction:
-        try:
+        with contextlib.suppress(sqlite3.Error):  # already gone: nothing was committed
             conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass  # the transaction is gone already; nothing was committed
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
