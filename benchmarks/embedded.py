@@ -123,8 +123,11 @@ def _sqlitedict(tmp: Path, sync: str) -> tuple[Setter, Getter, Callable[[], None
     from sqlitedict import SqliteDict
 
     db = SqliteDict(
-        str(tmp / "sd.db"), autocommit=True, journal_mode="WAL",
-        encode=orjson.dumps, decode=orjson.loads,
+        str(tmp / "sd.db"),
+        autocommit=True,
+        journal_mode="WAL",
+        encode=orjson.dumps,
+        decode=orjson.loads,
     )
 
     def set_(key: str, value: Any) -> None:
@@ -187,7 +190,8 @@ def import_time_ms(runs: int = 7) -> tuple[float, float]:
         walls.append(float(out.stdout) * 1000)
         out = subprocess.run(
             [sys.executable, "-X", "importtime", "-c", "import botwire"],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         last = [ln for ln in out.stderr.splitlines() if ln.rstrip().endswith("| botwire")][-1]
         cumulative.append(int(last.split("|")[1]) / 1000)
@@ -220,10 +224,14 @@ def main() -> None:
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
     args = parser.parse_args()
 
-    print(f"{args.keys} keys of ~{len(orjson.dumps(value_for(0, 0)))} B JSON, "
-          f"{args.rounds} rounds, median of per-round p50/p99\n")
-    print("| system | synchronous | set p50 µs | set p99 µs | set ops/s | get p50 µs | "
-          "get p99 µs | get ops/s | set vs raw | get vs raw |")
+    print(
+        f"{args.keys} keys of ~{len(orjson.dumps(value_for(0, 0)))} B JSON, "
+        f"{args.rounds} rounds, median of per-round p50/p99\n"
+    )
+    print(
+        "| system | synchronous | set p50 µs | set p99 µs | set ops/s | get p50 µs | "
+        "get p99 µs | get ops/s | set vs raw | get vs raw |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for sync in args.sync:
         results: dict[str, dict[str, list[list[float]]]] = {
@@ -238,11 +246,15 @@ def main() -> None:
         for name in args.systems:
             s, g = summarize(results[name]["set"]), summarize(results[name]["get"])
             shown = "OFF" if name.startswith("sqlitedict") else sync.upper()
-            print(f"| {name} | {shown} | {s[0]:.1f} | {s[1]:.1f} | {s[2]:,.0f} | {g[0]:.1f} | "
-                  f"{g[1]:.1f} | {g[2]:,.0f} | {s[0] / raw['set'][0]:.2f}x | "
-                  f"{g[0] / raw['get'][0]:.2f}x |")
+            print(
+                f"| {name} | {shown} | {s[0]:.1f} | {s[1]:.1f} | {s[2]:,.0f} | {g[0]:.1f} | "
+                f"{g[1]:.1f} | {g[2]:,.0f} | {s[0] / raw['set'][0]:.2f}x | "
+                f"{g[0] / raw['get'][0]:.2f}x |"
+            )
     wall, cumulative = import_time_ms()
-    print(f"\nimport botwire: {wall:.1f} ms wall, {cumulative:.1f} ms by -X importtime (median of 7)")
+    print(
+        f"\nimport botwire: {wall:.1f} ms wall, {cumulative:.1f} ms by -X importtime (median)"
+    )
     print(f"Memory(...) on an open URL: {memory_creation_us():.2f} µs (median)")
 
 
