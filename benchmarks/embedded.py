@@ -252,9 +252,7 @@ def main() -> None:
                 f"{g[0] / raw['get'][0]:.2f}x |"
             )
     wall, cumulative = import_time_ms()
-    print(
-        f"\nimport botwire: {wall:.1f} ms wall, {cumulative:.1f} ms by -X importtime (median)"
-    )
+    print(f"\nimport botwire: {wall:.1f} ms wall, {cumulative:.1f} ms by -X importtime (median)")
     print(f"Memory(...) on an open URL: {memory_creation_us():.2f} µs (median)")
 
 

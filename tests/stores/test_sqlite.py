@@ -103,3 +103,25 @@ def test_a_file_that_is_not_a_database_gives_store_error(tmp_path: Path) -> None
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError):
         SqliteStore(path)
+
+
+def test_writes_reclaim_expired_rows_without_a_manual_sweep(tmp_path: Path) -> None:
+    from ..conftest import FakeClock
+
+    clock = FakeClock()
+    store = SqliteStore(tmp_path / "sweep.db", clock=clock, sweep_interval=60)
+    mem = Memory("ns", url=store)
+    mem.set_many({f"k{i}": i for i in range(1200)}, ttl=10)
+
+    def rows() -> int:
+        return int(store._conn().execute("SELECT count(*) FROM items").fetchone()[0])
+
+    clock.advance(11)
+    assert rows() == 1200 and len(mem) == 0  # invisible at once, still on disk
+    mem.set("a", 1)  # within the interval of the first sweep: nothing reclaimed yet
+    assert rows() == 1201
+    clock.advance(61)
+    for i in range(3):  # a backlog is taken 500 rows a write
+        mem.set(f"b{i}", i)
+    assert rows() == 4
+    store.close()

@@ -74,10 +74,11 @@ _SEQUENCE = (
 )
 _SCHEMA = _ITEMS_TABLE + _SEQUENCE
 _NEXT_VERSION = "(SELECT v + 1 FROM meta WHERE k = 'seq')"
+# The columns of a Record, in its order; the TTL only where a write needs it.
 _SELECT = (
-    "SELECT value, version, created_at, updated_at, expires_at, ttl FROM items "
-    "WHERE ns = ? AND key = ?"
+    "SELECT value, version, created_at, updated_at, expires_at FROM items WHERE ns = ? AND key = ?"
 )
+_SELECT_TTL = "SELECT value, expires_at, ttl FROM items WHERE ns = ? AND key = ?"
 # A key that expired but was not swept yet counts as new: created_at starts again.
 _UPSERT = (
     f"INSERT INTO items VALUES (?, ?, ?, {_NEXT_VERSION}, ?, ?, ?, ?) ON CONFLICT (ns, key) "
@@ -86,6 +87,7 @@ _UPSERT = (
     "created_at = CASE WHEN items.expires_at <= excluded.updated_at "
     "THEN excluded.created_at ELSE items.created_at END RETURNING version"
 )
+_SWEEP_BATCH = 500
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 _SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
 
@@ -187,10 +189,12 @@ class SqliteStore(Store):
         return results
 
     def _maybe_sweep(self) -> None:
+        """After writes, at most once a ``sweep_interval``: reclaim expired rows, 500 at a time."""
         now = self.clock()
         if now - self._last_sweep >= self._sweep_interval:
             self._last_sweep = now
-            self.sweep(500)
+            if self.sweep(_SWEEP_BATCH) == _SWEEP_BATCH:
+                self._last_sweep = 0.0  # a backlog: take the next batch on the next write
 
     def sweep(self, limit: int = 1000) -> int:
         def run(conn: sqlite3.Connection) -> int:
@@ -248,15 +252,17 @@ class SqliteStore(Store):
 
     def _get(self, conn: sqlite3.Connection, ns: str, op: Get, now: float) -> Record | None:
         row = conn.execute(_SELECT, (ns, op.key)).fetchone()
-        if row is None or not _alive(row[4], now):
+        if row is None or (row[4] is not None and row[4] <= now):
             return None
-        expires = row[4]
-        if op.refresh and row[5] is not None:
-            expires = now + row[5]
-            conn.execute(
-                "UPDATE items SET expires_at = ? WHERE ns = ? AND key = ?", (expires, ns, op.key)
-            )
-        return Record(row[0], row[1], row[2], row[3], expires)
+        if op.refresh:  # sliding expiry: restart the clock from the key's own TTL
+            rows = conn.execute(
+                "UPDATE items SET expires_at = ? + ttl "
+                "WHERE ns = ? AND key = ? AND ttl IS NOT NULL RETURNING expires_at",
+                (now, ns, op.key),
+            ).fetchall()
+            if rows:
+                return Record(row[0], row[1], row[2], row[3], rows[0][0])
+        return Record._make(row)
 
     def _put(self, conn: sqlite3.Connection, ns: str, op: Put, now: float) -> int:
         expires = None if op.ttl is None else now + op.ttl
@@ -297,15 +303,15 @@ class SqliteStore(Store):
     def _read_modify_write(
         self, conn: sqlite3.Connection, ns: str, op: Incr | Append, now: float
     ) -> Any:
-        row = conn.execute(_SELECT, (ns, op.key)).fetchone()
-        live = row is not None and _alive(row[4], now)
+        row = conn.execute(_SELECT_TTL, (ns, op.key)).fetchone()
+        live = row is not None and _alive(row[1], now)
         current = row[0] if live else None
         result: Any
         if isinstance(op, Incr):
             result, data = _logic.incremented(current, op.by)
         else:
             result, data = _logic.appended(current, op.items, op.max_len)
-        old_ttl, old_expires = (row[5], row[4]) if live else (None, None)
+        old_ttl, old_expires = (row[2], row[1]) if live else (None, None)
         ttl, expires = _logic.resolve_ttl(op.ttl, op.new_ttl, live, old_ttl, old_expires, now)
         conn.execute(_UPSERT, (ns, op.key, data, now, now, expires, ttl)).fetchall()
         return result

@@ -1,0 +1,36 @@
+"""Every example runs offline, and the quickstart remembers across processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
+
+
+def run(path: Path, home: Path) -> str:
+    env = {**os.environ, "BOTWIRE_HOME": str(home)}
+    env.pop("BOTWIRE_URL", None)
+    result = subprocess.run(
+        [sys.executable, str(path)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_runs(path: Path, tmp_path: Path) -> None:
+    run(path, tmp_path)
+
+
+def test_quickstart_remembers_between_processes(tmp_path: Path) -> None:
+    quickstart = Path(__file__).parent.parent / "examples" / "quickstart.py"
+    first, second = run(quickstart, tmp_path), run(quickstart, tmp_path)
+    assert "visit 1:" in first and "1 turns remembered" in first
+    assert "visit 2:" in second and "2 turns remembered" in second
+    assert "stale write refused" in second
+    assert (tmp_path / "botwire.db").exists()
