@@ -30,7 +30,14 @@ class Memory(MemoryCore):
 
     ``ttl`` (seconds) defaults to ``default_ttl``; pass ``ttl=None`` for a key
     that never expires. With ``refresh_on_read=True`` each read of a key with a
-    TTL restarts its clock (sliding expiry).
+    TTL restarts its clock (sliding expiry). ``timeout`` bounds how long a call
+    waits for a locked file before :class:`~botwire.Unavailable`. ``url`` may
+    also be a :class:`~botwire.stores.Store` instance, which ``close()`` leaves
+    open. ``api_key`` and ``cache`` are for remote stores (not built yet) and
+    are ignored by the embedded ones.
+
+    All ``Memory`` objects on one URL in a process share one store, so creating
+    one per user costs microseconds.
     """
 
     __slots__ = ()

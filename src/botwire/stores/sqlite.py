@@ -177,6 +177,10 @@ class SqliteStore(Store):
             # commits at its end. The two commonest calls take this path.
             op = ops[0]
             if type(op) is Get and not op.refresh:
+                try:  # the hottest call: straight to this thread's open connection
+                    return [self._get(self._local.conn, namespace, op, self.clock())]
+                except (AttributeError, sqlite3.Error):
+                    pass  # no connection yet, closed, or busy: the general path decides
                 return [self._run(self._get, namespace, op, self.clock())]
             if type(op) is Put and op.if_version is None:
                 result = [self._run(self._put, namespace, op, self.clock())]
