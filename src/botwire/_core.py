@@ -56,7 +56,7 @@ Plan = Generator[list[Op], list[Any], Any]
 
 
 class _ClosedStore(Store):
-    def batch(self, namespace: str, ops: Any) -> list[Any]:
+    def batch(self, namespace: str, ops: Any, *, idempotency: Any = None) -> list[Any]:
         raise StoreClosed("this Memory is closed")
 
 

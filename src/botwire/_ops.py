@@ -17,6 +17,8 @@ Touch       ``True`` if the key exists (its expiry was reset)
 ListKeys    sorted ``list[str]`` of live keys
 Count       number of live keys with the prefix
 Clear       number of live keys removed
+Stats       ``NamespaceStats``: live keys, bytes stored, writes today
+Changes     ``ChangePage`` of changes with versions above ``since``, oldest first
 =========== ================================================================
 
 ``if_version`` makes a write conditional: ``None`` always applies, ``0`` only
@@ -108,8 +110,56 @@ class Clear(NamedTuple):
     prefix: str = ""
 
 
-Op = Get | Put | Delete | Incr | Append | Touch | ListKeys | Count | Clear
-READ_OPS = (ListKeys, Count)  # Get is a read too unless it refreshes
+class Stats(NamedTuple):
+    pass
+
+
+class Changes(NamedTuple):
+    since: int = 0  # a version: the cursor of the change feed
+    limit: int = 1000
+
+
+Op = Get | Put | Delete | Incr | Append | Touch | ListKeys | Count | Clear | Stats | Changes
+READ_OPS = (ListKeys, Count, Stats, Changes)  # Get is a read too unless it refreshes
+WRITE_OPS = (Put, Incr, Append, Touch)  # what counts against a daily write limit
+
+
+class NamespaceStats(NamedTuple):
+    keys: int
+    bytes: int  # UTF-8 key plus JSON value, summed over live and not yet swept items
+    writes_today: int  # writes counted since 00:00 UTC (0 where no limits are kept)
+
+
+class Change(NamedTuple):
+    """One entry of the change feed: the key's newest version, or its deletion."""
+
+    key: str
+    version: int
+    deleted: bool
+
+
+class ChangePage(NamedTuple):
+    """A page of the change feed. Ask again with ``since=next`` for more.
+
+    ``reset`` means deletions older than the feed keeps (7 days) may be
+    missing after ``since``: a reader caching the namespace must drop it.
+    """
+
+    changes: list[Change]
+    next: int
+    reset: bool
+
+
+class Idempotency(NamedTuple):
+    """Makes a write batch safe to retry: a repeat with this key replays the first answer.
+
+    ``fingerprint`` identifies the request; a reuse of ``key`` with another
+    fingerprint raises ``IdempotencyKeyReused``, a repeat while the first is
+    still running ``IdempotencyKeyInUse``. Kept for 24 hours.
+    """
+
+    key: str
+    fingerprint: str
 
 
 def is_read_only(ops: Sequence[Op]) -> bool:

@@ -10,8 +10,27 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import _codec
-from .._errors import Conflict, WrongType
-from .._ops import TTL, Delete, Op, Put, TTLOrKeep, _Keep
+from .._errors import Conflict, QuotaExceeded, ValueTooLarge, WriteLimitExceeded, WrongType
+from .._ops import (
+    TTL,
+    WRITE_OPS,
+    Change,
+    ChangePage,
+    Delete,
+    NamespaceStats,
+    Op,
+    Put,
+    Record,
+    Touch,
+    TTLOrKeep,
+    _Keep,
+)
+from .base import Limits
+
+DAY = 86400.0
+IDEMPOTENCY_TTL = DAY  # how long a finished request's answer is kept for replays
+IDEMPOTENCY_CLAIM_TIMEOUT = 60.0  # a claim older than this belongs to a request that died
+TOMBSTONE_TTL = 7 * DAY  # how long the change feed remembers a deletion
 
 _MAX_CHAR = 0x10FFFF
 
@@ -87,3 +106,85 @@ def appended(current: bytes | None, items: bytes, max_len: int | None) -> tuple[
 def _json_type(value: Any) -> str:
     names = {dict: "object", str: "string", bool: "boolean", type(None): "null", list: "list"}
     return names.get(type(value), "number")
+
+
+# -- limits ---------------------------------------------------------------------------
+
+
+def item_size(key: str, data: bytes) -> int:
+    """What an item costs against a storage quota: its UTF-8 key plus its JSON value."""
+    return len(key.encode("utf-8")) + len(data)
+
+
+def check_value_size(limits: Limits | None, key: str, data: bytes) -> None:
+    if limits and limits.max_value_bytes and len(data) > limits.max_value_bytes:
+        raise ValueTooLarge(
+            f"the value of {key!r} is {len(data)} bytes; the limit is {limits.max_value_bytes}",
+            limit=limits.max_value_bytes,
+        )
+
+
+def utc_day(now: float) -> int:
+    return int(now // DAY)
+
+
+def writes_in(ops: Sequence[Op], results: Sequence[Any]) -> int:
+    """How many writes a batch made: touches count only when the key existed."""
+    return sum(
+        1
+        for op, result in zip(ops, results, strict=True)
+        if isinstance(op, WRITE_OPS) and (result is True or not isinstance(op, Touch))
+    )
+
+
+def check_limits(
+    limits: Limits, *, writes_today: int, bytes_before: int, bytes_after: int, now: float
+) -> None:
+    """Raise if a batch, applied in its transaction, broke a limit: the caller rolls back."""
+    if limits.writes_per_day and writes_today > limits.writes_per_day:
+        reset = (utc_day(now) + 1) * DAY
+        raise WriteLimitExceeded(
+            f"this namespace used its {limits.writes_per_day} writes for today (UTC)",
+            retry_after=reset - now,
+            limit=limits.writes_per_day,
+            reset_at=reset,
+        )
+    if limits.max_bytes and bytes_after > limits.max_bytes and bytes_after > bytes_before:
+        raise QuotaExceeded(
+            f"this namespace would hold {bytes_after} bytes; the quota is {limits.max_bytes}",
+            limit=limits.max_bytes,
+        )
+
+
+# -- replaying results (idempotency) ------------------------------------------------------
+
+
+def encode_results(results: Sequence[Any]) -> bytes:
+    """Results of a batch as JSON, so a repeated request can get the very same answer."""
+    out: list[Any] = []
+    for result in results:
+        if isinstance(result, Record):
+            out.append({"record": [result.data.decode(), *result[1:]]})
+        elif isinstance(result, NamespaceStats):
+            out.append({"stats": list(result)})
+        elif isinstance(result, ChangePage):
+            out.append({"changes": [[list(c) for c in result.changes], result.next, result.reset]})
+        else:
+            out.append(result)
+    return _codec.encode(out)
+
+
+def decode_results(data: bytes) -> list[Any]:
+    results: list[Any] = []
+    for result in _codec.decode(data):
+        if isinstance(result, dict) and "record" in result:
+            first, *rest = result["record"]
+            results.append(Record(first.encode(), *rest))
+        elif isinstance(result, dict) and "stats" in result:
+            results.append(NamespaceStats(*result["stats"]))
+        elif isinstance(result, dict) and "changes" in result:
+            changes, next_, reset = result["changes"]
+            results.append(ChangePage([Change(*c) for c in changes], next_, reset))
+        else:
+            results.append(result)
+    return results

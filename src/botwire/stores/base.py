@@ -5,9 +5,21 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from .._ops import Op
+from .._ops import Idempotency, Op
+
+
+class Limits(NamedTuple):
+    """Per-namespace limits a store enforces inside the write's own transaction (0 = off)."""
+
+    writes_per_day: int = 0  # Put, Incr, Append and successful Touch ops per UTC day
+    max_bytes: int = 0  # UTF-8 key + JSON value, summed over the namespace
+    max_value_bytes: int = 0  # one stored value
+
+    @property
+    def active(self) -> bool:
+        return bool(self.writes_per_day or self.max_bytes or self.max_value_bytes)
 
 
 class Store(ABC):
@@ -30,14 +42,22 @@ class Store(ABC):
     clock: Callable[[], float] = staticmethod(time.time)
 
     @abstractmethod
-    def batch(self, namespace: str, ops: Sequence[Op]) -> list[Any]:
-        """Apply ``ops`` to ``namespace`` atomically; one result per op."""
+    def batch(
+        self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None
+    ) -> list[Any]:
+        """Apply ``ops`` to ``namespace`` atomically; one result per op.
 
-    async def abatch(self, namespace: str, ops: Sequence[Op]) -> list[Any]:
+        With ``idempotency``, a repeat of the same request returns the first
+        results without applying anything again (see :class:`Idempotency`).
+        """
+
+    async def abatch(
+        self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None
+    ) -> list[Any]:
         """Async :meth:`batch`; by default the sync one in a worker thread."""
         import asyncio  # ~45 ms to import: only for async users
 
-        return await asyncio.to_thread(self.batch, namespace, ops)
+        return await asyncio.to_thread(self.batch, namespace, ops, idempotency=idempotency)
 
     def sweep(self, limit: int = 1000) -> int:
         """Delete up to ``limit`` expired items now; return how many went."""

@@ -1,7 +1,7 @@
 """The in-process store: a dict under one lock, for tests and examples.
 
-Same semantics as the SQLite store (the conformance suite checks it), gone when
-the process ends.
+Same semantics as the SQLite store, limits, change feed and idempotency
+included (the conformance suite checks it), gone when the process ends.
 """
 
 from __future__ import annotations
@@ -10,26 +10,32 @@ import threading
 import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import StoreClosed
+from .._errors import IdempotencyKeyInUse, IdempotencyKeyReused, StoreClosed
 from .._ops import (
     Append,
+    Change,
+    ChangePage,
+    Changes,
     Clear,
     Count,
     Delete,
     Get,
+    Idempotency,
     Incr,
     ListKeys,
+    NamespaceStats,
     Op,
     Put,
     Record,
+    Stats,
     Touch,
     is_read_only,
 )
 from . import _logic
-from .base import Store
+from .base import Limits, Store
 
 
 @dataclass(slots=True)
@@ -42,78 +48,165 @@ class _Row:
     ttl: float | None
 
 
+@dataclass(slots=True)
+class _Space:
+    rows: dict[str, _Row] = field(default_factory=dict)
+    tombstones: dict[str, tuple[int, float]] = field(default_factory=dict)  # version, when
+    day: int = 0
+    writes: int = 0
+    claims: dict[str, tuple[str, bytes | None, float]] = field(default_factory=dict)
+
+    def size(self) -> int:
+        return sum(_logic.item_size(k, r.data) for k, r in self.rows.items())
+
+
 class MemoryStore(Store):
     """Items of every namespace in a dict of dicts; nothing touches the disk."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, *, clock: Callable[[], float] = time.time, limits: Limits | None = None
+    ) -> None:
         self.clock = clock
-        self._spaces: dict[str, dict[str, _Row]] | None = {}
+        self.limits = limits if limits and limits.active else None
+        self._spaces: dict[str, _Space] | None = {}
         self._lock = threading.Lock()
         self._seq = 0
+        self._pruned = 0
 
     def close(self) -> None:
         with self._lock:
             self._spaces = None
 
-    def batch(self, namespace: str, ops: Sequence[Op]) -> list[Any]:
+    def batch(
+        self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None
+    ) -> list[Any]:
         with self._lock:
             if self._spaces is None:
                 raise StoreClosed("the store is closed")
-            rows = self._spaces.setdefault(namespace, {})
+            space = self._spaces.setdefault(namespace, _Space())
             now = self.clock()
             if is_read_only(ops):
-                return [self._apply(rows, op, now) for op in ops]
-            _logic.check_conflicts(ops, lambda key: self._live_version(rows, key, now))
-            saved = dict(rows)  # undo log: restored if an op fails half way
+                return [self._apply(space, op, now) for op in ops]
+            if idempotency is not None:
+                replay = self._claim(space, idempotency, now)
+                if replay is not None:
+                    return replay
             try:
-                return [self._apply(rows, op, now) for op in ops]
+                results = self._write(space, ops, now)
             except BaseException:
-                rows.clear()
-                rows.update(saved)
+                if idempotency is not None:
+                    del space.claims[idempotency.key]
                 raise
+            if idempotency is not None:
+                space.claims[idempotency.key] = (
+                    idempotency.fingerprint,
+                    _logic.encode_results(results),
+                    now,
+                )
+            return results
 
-    async def abatch(self, namespace: str, ops: Sequence[Op]) -> list[Any]:
-        return self.batch(namespace, ops)  # no I/O: a thread would only add cost
+    async def abatch(
+        self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None
+    ) -> list[Any]:
+        return self.batch(namespace, ops, idempotency=idempotency)  # no I/O: no thread
 
     def sweep(self, limit: int = 1000) -> int:
         with self._lock:
             now, removed = self.clock(), 0
-            for rows in (self._spaces or {}).values():
-                for key in [k for k, r in rows.items() if not _alive(r, now)][: limit - removed]:
-                    del rows[key]
+            for space in (self._spaces or {}).values():
+                for key in [k for k, r in space.rows.items() if not _alive(r, now)]:
+                    if removed == limit:
+                        break
+                    self._remove(space, key, now)
                     removed += 1
+                for key, (version, when) in list(space.tombstones.items()):
+                    if when <= now - _logic.TOMBSTONE_TTL:
+                        self._pruned = max(self._pruned, version)
+                        del space.tombstones[key]
+                space.claims = {
+                    k: c for k, c in space.claims.items() if c[2] > now - _logic.IDEMPOTENCY_TTL
+                }
             return removed
+
+    # -- transactions ----------------------------------------------------------------
+
+    def _write(self, space: _Space, ops: Sequence[Op], now: float) -> list[Any]:
+        _logic.check_conflicts(ops, lambda key: self._live_version(space, key, now))
+        saved = (dict(space.rows), dict(space.tombstones), space.day, space.writes)
+        bytes_before = space.size() if self.limits else 0
+        try:  # undo log: everything is restored if an op or a limit fails
+            results = [self._apply(space, op, now) for op in ops]
+            if self.limits is not None:
+                day = _logic.utc_day(now)
+                space.writes = (space.writes if space.day == day else 0) + _logic.writes_in(
+                    ops, results
+                )
+                space.day = day
+                _logic.check_limits(
+                    self.limits,
+                    writes_today=space.writes,
+                    bytes_before=bytes_before,
+                    bytes_after=space.size(),
+                    now=now,
+                )
+            return results
+        except BaseException:
+            space.rows, space.tombstones, space.day, space.writes = saved
+            raise
+
+    def _claim(self, space: _Space, idem: Idempotency, now: float) -> list[Any] | None:
+        claim = space.claims.get(idem.key)
+        if claim is not None and claim[2] > now - _logic.IDEMPOTENCY_TTL:
+            fingerprint, results, _ = claim
+            if fingerprint != idem.fingerprint:
+                raise IdempotencyKeyReused(
+                    f"idempotency key {idem.key!r} was used for another request"
+                )
+            if results is not None:
+                return _logic.decode_results(results)
+            raise IdempotencyKeyInUse(f"a request with idempotency key {idem.key!r} is running")
+        space.claims[idem.key] = (idem.fingerprint, None, now)
+        return None
+
+    # -- rows ------------------------------------------------------------------------
 
     def _next_version(self) -> int:
         self._seq += 1
         return self._seq
 
-    def _live(self, rows: dict[str, _Row], key: str, now: float) -> _Row | None:
-        row = rows.get(key)
+    def _live(self, space: _Space, key: str, now: float) -> _Row | None:
+        row = space.rows.get(key)
         return row if row is not None and _alive(row, now) else None
 
-    def _live_version(self, rows: dict[str, _Row], key: str, now: float) -> int:
-        row = self._live(rows, key, now)
+    def _live_version(self, space: _Space, key: str, now: float) -> int:
+        row = self._live(space, key, now)
         return 0 if row is None else row.version
 
-    def _write(
+    def _set(
         self,
-        rows: dict[str, _Row],
+        space: _Space,
         key: str,
         data: bytes,
         ttl: float | None,
         expires: float | None,
         now: float,
     ) -> int:
-        old = self._live(rows, key, now)
+        _logic.check_value_size(self.limits, key, data)
+        old = self._live(space, key, now)
         version = self._next_version()
         created = now if old is None else old.created_at
-        rows[key] = _Row(data, version, created, now, expires, ttl)
+        space.rows[key] = _Row(data, version, created, now, expires, ttl)
         return version
 
-    def _apply(self, rows: dict[str, _Row], op: Op, now: float) -> Any:
+    def _remove(self, space: _Space, key: str, now: float) -> _Row | None:
+        row = space.rows.pop(key, None)
+        if row is not None:
+            space.tombstones[key] = (self._next_version(), now)
+        return row
+
+    def _apply(self, space: _Space, op: Op, now: float) -> Any:
         if isinstance(op, Get):
-            row = self._live(rows, op.key, now)
+            row = self._live(space, op.key, now)
             if row is None:
                 return None
             if op.refresh and row.ttl is not None:
@@ -121,13 +214,12 @@ class MemoryStore(Store):
             return Record(row.data, row.version, row.created_at, row.updated_at, row.expires_at)
         if isinstance(op, Put):
             expires = None if op.ttl is None else now + op.ttl
-            return self._write(rows, op.key, op.data, op.ttl, expires, now)
+            return self._set(space, op.key, op.data, op.ttl, expires, now)
         if isinstance(op, Delete):
-            gone = rows.pop(op.key, None)
-            self._next_version()
+            gone = self._remove(space, op.key, now)
             return gone is not None and _alive(gone, now)
         if isinstance(op, (Incr, Append)):
-            old = self._live(rows, op.key, now)
+            old = self._live(space, op.key, now)
             current = None if old is None else old.data
             result: Any
             if isinstance(op, Incr):
@@ -138,10 +230,10 @@ class MemoryStore(Store):
             ttl, expires = _logic.resolve_ttl(
                 op.ttl, op.new_ttl, old is not None, old_ttl, old_expires, now
             )
-            self._write(rows, op.key, data, ttl, expires, now)
+            self._set(space, op.key, data, ttl, expires, now)
             return result
         if isinstance(op, Touch):
-            row = self._live(rows, op.key, now)
+            row = self._live(space, op.key, now)
             if row is None:
                 return False
             row.ttl = op.ttl
@@ -149,27 +241,36 @@ class MemoryStore(Store):
             row.version = self._next_version()
             return True
         if isinstance(op, Count):
-            return len(self._keys(rows, op.prefix, now))
+            return len(self._keys(space, op.prefix, now))
         if isinstance(op, Clear):
-            live = len(self._keys(rows, op.prefix, now))
-            for key in self._keys(rows, op.prefix, None):
-                del rows[key]
+            live = len(self._keys(space, op.prefix, now))
+            for key in self._keys(space, op.prefix, None):
+                self._remove(space, key, now)
             return live
         if isinstance(op, ListKeys):
-            keys = self._keys(rows, op.prefix, now)
+            keys = self._keys(space, op.prefix, now)
             if op.after is not None:
                 keys = keys[bisect_right(keys, op.after) :]
             return keys[: op.limit]
+        if isinstance(op, Stats):
+            writes = space.writes if space.day == _logic.utc_day(now) else 0
+            return NamespaceStats(len(self._keys(space, "", now)), space.size(), writes)
+        if isinstance(op, Changes):
+            changes = [Change(k, r.version, False) for k, r in space.rows.items()]
+            changes += [Change(k, v, True) for k, (v, _) in space.tombstones.items()]
+            newer = (c for c in changes if c.version > op.since)
+            page = sorted(newer, key=lambda c: c.version)[: op.limit]
+            next_ = page[-1].version if page else op.since
+            return ChangePage(page, next_, op.since < self._pruned)
         raise TypeError(f"unknown operation {op!r}")
 
     @staticmethod
-    def _keys(rows: dict[str, _Row], prefix: str, now: float | None) -> list[str]:
-        keys = sorted(k for k, r in rows.items() if now is None or _alive(r, now))
+    def _keys(space: _Space, prefix: str, now: float | None) -> list[str]:
+        keys = sorted(k for k, r in space.rows.items() if now is None or _alive(r, now))
         if prefix:
             upper = _logic.prefix_upper(prefix)
-            keys = keys[
-                bisect_left(keys, prefix) : None if upper is None else bisect_left(keys, upper)
-            ]
+            stop = None if upper is None else bisect_left(keys, upper)
+            keys = keys[bisect_left(keys, prefix) : stop]
         return keys
 
 

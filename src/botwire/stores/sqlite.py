@@ -28,52 +28,40 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .._errors import InvalidURL, StoreClosed, StoreError, Unavailable
+from .._errors import (
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    InvalidURL,
+    StoreClosed,
+    StoreError,
+    Unavailable,
+)
 from .._ops import (
     Append,
+    Change,
+    ChangePage,
+    Changes,
     Clear,
     Count,
     Delete,
     Get,
+    Idempotency,
     Incr,
     ListKeys,
+    NamespaceStats,
     Op,
     Put,
     Record,
+    Stats,
     Touch,
     is_read_only,
 )
-from . import _logic
-from .base import Store
+from . import _logic, _sqlite_schema
+from ._sqlite_schema import ITEMS_TABLE, NEXT_VERSION, SCHEMA_VERSION
+from .base import Limits, Store
 
-SCHEMA_VERSION = 1
-_ITEMS_TABLE = (
-    """CREATE TABLE IF NOT EXISTS items (
-        ns TEXT NOT NULL,
-        key TEXT NOT NULL,
-        value BLOB NOT NULL,
-        version INTEGER NOT NULL,
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL,
-        expires_at REAL,
-        ttl REAL,
-        PRIMARY KEY (ns, key)
-    )""",  # a rowid table: with ~1 KB values it beats WITHOUT ROWID on get and set
-    "CREATE INDEX IF NOT EXISTS items_expiry ON items (expires_at) WHERE expires_at IS NOT NULL",
-)
-_SEQUENCE = (
-    "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID",
-    "INSERT OR IGNORE INTO meta VALUES ('seq', 0)",
-    # The store-wide version sequence: every statement that writes a version takes
-    # _NEXT_VERSION and these triggers record it, inside that same statement. So an
-    # unconditional set is one autocommit statement, as cheap as raw sqlite3 can be.
-    """CREATE TRIGGER IF NOT EXISTS items_seq_insert AFTER INSERT ON items
-    BEGIN UPDATE meta SET v = NEW.version WHERE k = 'seq'; END""",
-    """CREATE TRIGGER IF NOT EXISTS items_seq_update AFTER UPDATE OF version ON items
-    BEGIN UPDATE meta SET v = NEW.version WHERE k = 'seq'; END""",
-)
-_SCHEMA = _ITEMS_TABLE + _SEQUENCE
-_NEXT_VERSION = "(SELECT v + 1 FROM meta WHERE k = 'seq')"
+__all__ = ["ITEMS_TABLE", "SCHEMA_VERSION", "SqliteStore"]
+
 # The columns of a Record, in its order; the TTL only where a write needs it.
 _SELECT = (
     "SELECT value, version, created_at, updated_at, expires_at FROM items WHERE ns = ? AND key = ?"
@@ -81,11 +69,16 @@ _SELECT = (
 _SELECT_TTL = "SELECT value, expires_at, ttl FROM items WHERE ns = ? AND key = ?"
 # A key that expired but was not swept yet counts as new: created_at starts again.
 _UPSERT = (
-    f"INSERT INTO items VALUES (?, ?, ?, {_NEXT_VERSION}, ?, ?, ?, ?) ON CONFLICT (ns, key) "
+    f"INSERT INTO items VALUES (?, ?, ?, {NEXT_VERSION}, ?, ?, ?, ?) ON CONFLICT (ns, key) "
     "DO UPDATE SET value = excluded.value, version = excluded.version, "
     "updated_at = excluded.updated_at, expires_at = excluded.expires_at, ttl = excluded.ttl, "
     "created_at = CASE WHEN items.expires_at <= excluded.updated_at "
     "THEN excluded.created_at ELSE items.created_at END RETURNING version"
+)
+_COUNT_WRITES = (
+    "INSERT INTO ns_stats (ns, day, writes) VALUES (?, ?, ?) ON CONFLICT (ns) DO UPDATE SET "
+    "writes = CASE WHEN day = excluded.day THEN writes + excluded.writes ELSE excluded.writes END, "
+    "day = excluded.day RETURNING writes, bytes"
 )
 _SWEEP_BATCH = 500
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
@@ -103,8 +96,11 @@ class SqliteStore(Store):
         timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
         sweep_interval: float = 60.0,
+        limits: Limits | None = None,
+        accounting: bool = False,
     ) -> None:
         self.path = os.fspath(path)
+        self.limits = limits if limits and limits.active else None
         self.synchronous = synchronous.upper()
         if self.synchronous not in _SYNCHRONOUS:
             raise InvalidURL(
@@ -121,7 +117,8 @@ class SqliteStore(Store):
         _STORES.add(self)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._run(self._init_schema)
+        # Limits need the per-namespace counters; a file a server made keeps them anyway.
+        self.accounting = self._run(self._init_schema, accounting or self.limits is not None)
 
     # -- connections ---------------------------------------------------------------
 
@@ -156,22 +153,16 @@ class SqliteStore(Store):
         for conn in mine:  # a forked child must not close its parent's connections
             conn.close()
 
-    def _init_schema(self, conn: sqlite3.Connection) -> None:
-        if conn.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() != "wal":
-            raise StoreError(f"{self.path}: could not switch to WAL (a network file system?)")
-        conn.execute("BEGIN IMMEDIATE")
-        found = conn.execute("PRAGMA user_version").fetchone()[0]
-        if found > SCHEMA_VERSION:
-            raise StoreError(f"{self.path} has schema {found}; this botwire knows {SCHEMA_VERSION}")
-        for statement in _SCHEMA:
-            conn.execute(statement)
-        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        conn.execute("COMMIT")
+    def _init_schema(self, conn: sqlite3.Connection, accounting: bool) -> bool:
+        _sqlite_schema.create(conn, self.path, accounting=accounting)
+        return _sqlite_schema.has_accounting(conn)
 
     # -- the primitive -------------------------------------------------------------
 
-    def batch(self, namespace: str, ops: Sequence[Op]) -> list[Any]:
-        if len(ops) == 1:
+    def batch(
+        self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None
+    ) -> list[Any]:
+        if len(ops) == 1 and idempotency is None:
             # One statement in autocommit needs no explicit transaction: a write
             # statement takes the write lock at its start, like BEGIN IMMEDIATE, and
             # commits at its end. The two commonest calls take this path.
@@ -182,13 +173,22 @@ class SqliteStore(Store):
                 except (AttributeError, sqlite3.Error):
                     pass  # no connection yet, closed, or busy: the general path decides
                 return [self._run(self._get, namespace, op, self.clock())]
-            if type(op) is Put and op.if_version is None:
+            if type(op) is Put and op.if_version is None and self.limits is None:
                 result = [self._run(self._put, namespace, op, self.clock())]
                 self._maybe_sweep()
                 return result
         if is_read_only(ops):
             return self._run(self._read, namespace, ops)  # type: ignore[no-any-return]
-        results: list[Any] = self._run(self._write, namespace, ops)
+        if idempotency is not None:
+            replay = self._run(self._claim, namespace, idempotency)
+            if replay is not None:
+                return replay  # type: ignore[no-any-return]
+        try:
+            results: list[Any] = self._run(self._write, namespace, ops, idempotency)
+        except BaseException:
+            if idempotency is not None:  # free the key: a retry may apply the batch
+                self._run(self._unclaim, namespace, idempotency)
+            raise
         self._maybe_sweep()
         return results
 
@@ -201,11 +201,22 @@ class SqliteStore(Store):
                 self._last_sweep = 0.0  # a backlog: take the next batch on the next write
 
     def sweep(self, limit: int = 1000) -> int:
+        """Delete up to ``limit`` expired items, and forget old tombstones and idempotency keys."""
+
         def run(conn: sqlite3.Connection) -> int:
+            now = self.clock()
             conn.execute("BEGIN IMMEDIATE")
-            removed = self._sweep(conn, self.clock(), limit)
+            removed = conn.execute(
+                "DELETE FROM items WHERE rowid IN "
+                "(SELECT rowid FROM items WHERE expires_at <= ? LIMIT ?)",
+                (now, limit),
+            ).rowcount
+            self._prune_tombstones(conn, now)
+            conn.execute(
+                "DELETE FROM idempotency WHERE claimed_at <= ?", (now - _logic.IDEMPOTENCY_TTL,)
+            )
             conn.execute("COMMIT")
-            return removed
+            return int(removed)
 
         removed: int = self._run(run)
         return removed
@@ -244,13 +255,81 @@ class SqliteStore(Store):
         conn.execute("COMMIT")
         return results
 
-    def _write(self, conn: sqlite3.Connection, ns: str, ops: Sequence[Op]) -> list[Any]:
+    def _write(
+        self, conn: sqlite3.Connection, ns: str, ops: Sequence[Op], idem: Idempotency | None
+    ) -> list[Any]:
         now = self.clock()
         conn.execute("BEGIN IMMEDIATE")
         _logic.check_conflicts(ops, lambda key: self._live_version(conn, ns, key, now))
+        limits = self.limits
+        if limits is not None:
+            row = conn.execute("SELECT bytes FROM ns_stats WHERE ns = ?", (ns,)).fetchone()
+            bytes_before = 0 if row is None else row[0]
         results = [self._handlers[type(op)](self, conn, ns, op, now) for op in ops]
+        if limits is not None:
+            # In the same transaction as the writes: no race lets one more through.
+            writes = _logic.writes_in(ops, results)
+            writes_today, bytes_after = conn.execute(
+                _COUNT_WRITES, (ns, _logic.utc_day(now), writes)
+            ).fetchall()[0]
+            _logic.check_limits(
+                limits,
+                writes_today=writes_today,
+                bytes_before=bytes_before,
+                bytes_after=bytes_after,
+                now=now,
+            )
+        if idem is not None:
+            conn.execute(
+                "UPDATE idempotency SET results = ? WHERE ns = ? AND key = ?",
+                (_logic.encode_results(results), ns, idem.key),
+            )
         conn.execute("COMMIT")
         return results
+
+    @staticmethod
+    def _prune_tombstones(conn: sqlite3.Connection, now: float) -> None:
+        conn.execute("INSERT INTO seq_marks SELECT ?, v FROM meta WHERE k = 'seq'", (now,))
+        old = now - _logic.TOMBSTONE_TTL
+        row = conn.execute(
+            "SELECT at, seq FROM seq_marks WHERE at <= ? ORDER BY seq DESC LIMIT 1", (old,)
+        ).fetchone()
+        if row is not None:
+            at, cutoff = row
+            conn.execute("DELETE FROM tombstones WHERE version <= ?", (cutoff,))
+            conn.execute("UPDATE meta SET v = max(v, ?) WHERE k = 'pruned'", (cutoff,))
+            conn.execute("DELETE FROM seq_marks WHERE at < ?", (at,))
+
+    def _claim(self, conn: sqlite3.Connection, ns: str, idem: Idempotency) -> list[Any] | None:
+        """Claim an idempotency key; the stored results if it was used already."""
+        now = self.clock()
+        conn.execute("BEGIN IMMEDIATE")
+        row = conn.execute(
+            "SELECT fingerprint, results, claimed_at FROM idempotency WHERE ns = ? AND key = ?",
+            (ns, idem.key),
+        ).fetchone()
+        if row is not None and row[2] > now - _logic.IDEMPOTENCY_TTL:
+            fingerprint, results, claimed_at = row
+            if fingerprint != idem.fingerprint:
+                raise IdempotencyKeyReused(
+                    f"idempotency key {idem.key!r} was used for another request"
+                )
+            if results is not None:
+                conn.execute("COMMIT")
+                return _logic.decode_results(results)
+            if claimed_at > now - _logic.IDEMPOTENCY_CLAIM_TIMEOUT:
+                raise IdempotencyKeyInUse(f"a request with idempotency key {idem.key!r} is running")
+        conn.execute(
+            "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, NULL, ?)",
+            (ns, idem.key, idem.fingerprint, now),
+        )
+        conn.execute("COMMIT")
+        return None
+
+    def _unclaim(self, conn: sqlite3.Connection, ns: str, idem: Idempotency) -> None:
+        conn.execute(
+            "DELETE FROM idempotency WHERE ns = ? AND key = ? AND results IS NULL", (ns, idem.key)
+        )
 
     # -- one operation each: (conn, namespace, op, now) -> result --------------------
 
@@ -269,6 +348,7 @@ class SqliteStore(Store):
         return Record._make(row)
 
     def _put(self, conn: sqlite3.Connection, ns: str, op: Put, now: float) -> int:
+        _logic.check_value_size(self.limits, op.key, op.data)
         expires = None if op.ttl is None else now + op.ttl
         rows = conn.execute(_UPSERT, (ns, op.key, op.data, now, now, expires, op.ttl)).fetchall()
         return int(rows[0][0])
@@ -282,7 +362,7 @@ class SqliteStore(Store):
     def _touch(self, conn: sqlite3.Connection, ns: str, op: Touch, now: float) -> bool:
         expires = None if op.ttl is None else now + op.ttl
         cur = conn.execute(
-            f"UPDATE items SET expires_at = ?, ttl = ?, version = {_NEXT_VERSION} "
+            f"UPDATE items SET expires_at = ?, ttl = ?, version = {NEXT_VERSION} "
             f"WHERE ns = ? AND key = ? AND {_LIVE}",
             (expires, op.ttl, ns, op.key, now),
         )
@@ -304,6 +384,33 @@ class SqliteStore(Store):
         conn.execute(f"DELETE FROM items WHERE {where}", args)
         return live
 
+    def _stats(self, conn: sqlite3.Connection, ns: str, op: Stats, now: float) -> NamespaceStats:
+        keys = self._count(conn, ns, Count(), now)
+        if self.accounting:
+            row = conn.execute(
+                "SELECT bytes, day, writes FROM ns_stats WHERE ns = ?", (ns,)
+            ).fetchone()
+            if row is None:
+                return NamespaceStats(keys, 0, 0)
+            return NamespaceStats(keys, row[0], row[2] if row[1] == _logic.utc_day(now) else 0)
+        (size,) = conn.execute(
+            "SELECT coalesce(sum(length(CAST(key AS BLOB)) + length(value)), 0) FROM items "
+            "WHERE ns = ?",
+            (ns,),
+        ).fetchone()
+        return NamespaceStats(keys, size, 0)
+
+    def _changes(self, conn: sqlite3.Connection, ns: str, op: Changes, now: float) -> ChangePage:
+        rows = conn.execute(
+            "SELECT key, version, 0 FROM items WHERE ns = ? AND version > ? UNION ALL "
+            "SELECT key, version, 1 FROM tombstones WHERE ns = ? AND version > ? "
+            "ORDER BY 2 LIMIT ?",
+            (ns, op.since, ns, op.since, op.limit),
+        ).fetchall()
+        changes = [Change(key, version, bool(deleted)) for key, version, deleted in rows]
+        (pruned,) = conn.execute("SELECT v FROM meta WHERE k = 'pruned'").fetchone()
+        return ChangePage(changes, changes[-1].version if changes else op.since, op.since < pruned)
+
     def _read_modify_write(
         self, conn: sqlite3.Connection, ns: str, op: Incr | Append, now: float
     ) -> Any:
@@ -315,6 +422,7 @@ class SqliteStore(Store):
             result, data = _logic.incremented(current, op.by)
         else:
             result, data = _logic.appended(current, op.items, op.max_len)
+        _logic.check_value_size(self.limits, op.key, data)
         old_ttl, old_expires = (row[2], row[1]) if live else (None, None)
         ttl, expires = _logic.resolve_ttl(op.ttl, op.new_ttl, live, old_ttl, old_expires, now)
         conn.execute(_UPSERT, (ns, op.key, data, now, now, expires, ttl)).fetchall()
@@ -326,15 +434,6 @@ class SqliteStore(Store):
         ).fetchone()
         return 0 if row is None else int(row[0])
 
-    @staticmethod
-    def _sweep(conn: sqlite3.Connection, now: float, limit: int) -> int:
-        cur = conn.execute(
-            "DELETE FROM items WHERE rowid IN "
-            "(SELECT rowid FROM items WHERE expires_at <= ? LIMIT ?)",
-            (now, limit),
-        )
-        return cur.rowcount
-
     _handlers: ClassVar[dict[type, Callable[..., Any]]] = {
         Get: _get,
         Put: _put,
@@ -345,6 +444,8 @@ class SqliteStore(Store):
         ListKeys: _list,
         Count: _count,
         Clear: _clear,
+        Stats: _stats,
+        Changes: _changes,
     }
 
 
