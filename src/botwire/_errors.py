@@ -10,7 +10,8 @@ the store is embedded or remote.
     ├── InvalidRequest (ValueError)           400 invalid_request
     │   ├── InvalidName                       400 invalid_name
     │   ├── ValueNotSerializable (TypeError)  400 value_not_serializable
-    │   └── InvalidURL                        400 invalid_url
+    │   ├── InvalidURL                        400 invalid_url
+    │   └── UnsupportedMediaType              415 unsupported_media_type
     ├── Unauthorized                          401 unauthorized
     ├── Forbidden                             403 forbidden
     ├── NotFound (KeyError)                   404 not_found
@@ -75,6 +76,13 @@ class InvalidURL(InvalidRequest):
     """A store URL has an unknown scheme or a malformed option."""
 
     code = "invalid_url"
+
+
+class UnsupportedMediaType(InvalidRequest):
+    """A request body was not declared as JSON."""
+
+    code = "unsupported_media_type"
+    status = 415
 
 
 class Unauthorized(BotwireError):

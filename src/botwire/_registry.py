@@ -31,14 +31,21 @@ def resolve_url(url: str | None) -> str:
 
 @lru_cache(maxsize=8)
 def _default_url(home: str | None) -> str:
+    return "sqlite:///" + default_home(home) + "/botwire.db"
+
+
+def default_home(home: str | None = None) -> str:
+    """``home``, else ``$BOTWIRE_HOME``, else the user data directory; created 0700."""
     from pathlib import Path
 
+    home = home or os.environ.get("BOTWIRE_HOME")
     if not home:
         import platformdirs  # only needed for the default location
 
         home = platformdirs.user_data_dir("botwire", appauthor=False)
-    Path(home).mkdir(mode=0o700, parents=True, exist_ok=True)
-    return "sqlite:///" + str(Path(home, "botwire.db").absolute())
+    path = Path(home).absolute()
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return str(path)
 
 
 def acquire(url: str | None, *, api_key: str | None = None, timeout: float = 10.0) -> Store:

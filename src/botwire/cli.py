@@ -1,4 +1,4 @@
-"""``botwire`` on the command line: inspect and move memory on any store URL.
+"""``botwire`` on the command line: inspect and move memory on any store URL, run a server.
 
     botwire get NS KEY                 print the value as JSON (exit 1 if missing)
     botwire set NS KEY JSON [--ttl S]  store a JSON value (--string stores the text as is)
@@ -7,6 +7,8 @@
     botwire ttl NS KEY                 seconds left, or "none" (exit 1 if missing)
     botwire export NS [-o FILE]        JSON Lines: {"namespace","key","value","expires_at"}
     botwire import FILE|- [--namespace NS]
+    botwire serve [--host H] [--port P] [--db PATH] [--workers N] ...   (botwire[server])
+    botwire token create --namespaces 'user-*' [--read-only] | list | revoke ID
 
 The store is ``--url``, else ``$BOTWIRE_URL``, else the embedded default.
 ``import`` checks every line first: a bad line is reported with its number and
@@ -77,7 +79,23 @@ def _parser() -> argparse.ArgumentParser:
     p = command("import", _import, "read JSON Lines written by export", key=False)
     p.add_argument("file", help="a file, or - for standard input")
     p.add_argument("--namespace", help="write every line into this namespace instead")
+    try:
+        from botwire_server.cli import add_commands
+    except ImportError:  # the server's package is always there; its imports may not be
+        add_commands = _server_missing
+    add_commands(sub)
     return parser
+
+
+def _server_missing(sub: Any) -> None:
+    def hint(args: argparse.Namespace) -> int:
+        print("botwire: the server needs: pip install 'botwire[server]'", file=sys.stderr)
+        return 2
+
+    for name in ("serve", "token"):
+        p = sub.add_parser(name, help="(pip install 'botwire[server]')")
+        p.set_defaults(run=hint)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
 
 
 def _memory(args: argparse.Namespace, namespace: str | None = None) -> Memory:

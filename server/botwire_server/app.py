@@ -1,0 +1,107 @@
+"""The app factory: ``create_app(settings)``; for uvicorn: ``botwire_server.app:create_app``.
+
+The lifespan opens the store (the core's SQLite store, with the limits and
+per-namespace accounting) and runs the background sweeper; each app built by
+the factory is isolated, so tests build as many as they like.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from botwire.stores.sqlite import SqliteStore
+
+from . import errors, openapi, routes_compat, routes_v1
+from .auth import Tokens
+from .errors import json_response
+from .metrics import Metrics
+from .middleware import BodyLimit, RecordMetrics
+from .settings import Settings
+
+log = logging.getLogger("botwire.server")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = SqliteStore(
+            settings.db,
+            synchronous=settings.synchronous,
+            limits=settings.limits,
+            accounting=True,
+            sweep_interval=float("inf"),  # the sweeper task does it
+        )
+        admin = SqliteStore(settings.db, synchronous=settings.synchronous)  # tokens: no limits
+        app.state.store = store
+        app.state.tokens = Tokens(admin) if settings.auth == "token" else None
+        sweeper = asyncio.create_task(_sweep_forever(store, settings.sweep_interval))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            store.close()
+            admin.close()
+
+    app = FastAPI(
+        title="botwire",
+        summary="Persistent, namespaced key-value memory for AI agents.",
+        version=_version(),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    errors.install(app)
+    app.include_router(routes_v1.router)
+    app.include_router(routes_compat.router)
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness and database check")
+    async def healthz(request: Request) -> Response:
+        await run_in_threadpool(request.app.state.store.batch, "!health", [])
+        return json_response({"ok": True})
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics of this worker")
+    async def prometheus() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    original = app.openapi
+
+    def with_schemas() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = openapi.add_schemas(original())
+        return app.openapi_schema
+
+    app.openapi = with_schemas  # type: ignore[method-assign]
+    # Outermost first: metrics see every answer, including a 413 for a large body.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RecordMetrics, metrics=metrics)
+    return app
+
+
+async def _sweep_forever(store: SqliteStore, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            while await run_in_threadpool(store.sweep, 1000) == 1000:
+                pass  # a backlog: keep going
+        except Exception:  # keep sweeping; the next round may succeed
+            log.exception("sweep failed")
+
+
+def _version() -> str:
+    import botwire
+
+    return botwire.__version__

@@ -1,0 +1,118 @@
+"""Who may touch which namespace.
+
+Open mode: the namespace is the capability (as in the hosted free tier).
+Token mode: ``Authorization: Bearer <token>``. Tokens are minted by
+``botwire token create`` as ``bw_<id>_<secret>``, shown once; only the secret's
+SHA-256 is stored, found by the public id and compared in constant time. A token
+carries namespace patterns (``user-*``; ``*`` and ``?`` wildcards, matched
+case-sensitively against the whole name) and may be read-only. A request for a
+namespace outside its patterns gets 403, whatever route or encoding it uses:
+every route takes its namespace through :func:`authorize`.
+
+Tokens live in the server's own database, in a namespace no API route can
+name (``!tokens`` is not a valid namespace), keyed by id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from fnmatch import fnmatchcase
+from typing import Any, NamedTuple
+
+from botwire import Forbidden, InvalidRequest, Unauthorized
+from botwire._codec import decode, encode
+from botwire._ops import Get, ListKeys, Put
+from botwire.stores import Store
+
+TOKENS_NS = "!tokens"
+TOKEN_PREFIX = "bw_"
+
+
+class Token(NamedTuple):
+    id: str
+    namespaces: list[str]
+    read_only: bool
+    created_at: float
+    revoked: bool
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+class Tokens:
+    """Token records in ``store`` (the server's database, without limits)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def create(self, namespaces: list[str], *, read_only: bool = False) -> tuple[str, Token]:
+        """Mint a token; the secret is returned once and never stored."""
+        if not namespaces:
+            raise InvalidRequest("a token needs at least one namespace pattern")
+        for pattern in namespaces:
+            if not pattern or any(c.isspace() or c in "/%" for c in pattern):
+                raise InvalidRequest(f"bad namespace pattern {pattern!r}")
+        token_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
+        token = Token(token_id, list(namespaces), read_only, time.time(), False)
+        record = {**token._asdict(), "sha256": _digest(secret)}
+        self.store.batch(TOKENS_NS, [Put(token_id, encode(record), None, 0)])
+        return f"{TOKEN_PREFIX}{token_id}_{secret}", token
+
+    def _records(self) -> list[dict[str, Any]]:
+        (ids,) = self.store.batch(TOKENS_NS, [ListKeys()])
+        records = self.store.batch(TOKENS_NS, [Get(i) for i in ids]) if ids else []
+        return [decode(r.data) for r in records if r is not None]
+
+    def list(self) -> list[Token]:
+        tokens = (Token(**{k: v for k, v in r.items() if k != "sha256"}) for r in self._records())
+        return sorted(tokens, key=lambda t: t.created_at)
+
+    def revoke(self, token_id: str) -> bool:
+        """Revoke by id; ``False`` if there is no such token."""
+        try:
+            (record,) = self.store.batch(TOKENS_NS, [Get(token_id)])
+        except InvalidRequest:
+            return False
+        if record is None:
+            return False
+        self.store.batch(
+            TOKENS_NS, [Put(token_id, encode({**decode(record.data), "revoked": True}))]
+        )
+        return True
+
+    def find(self, presented: str) -> Token | None:
+        """The live token ``presented`` is, or ``None``."""
+        prefix, _, rest = presented.partition("_")
+        token_id, _, secret = rest.partition("_")
+        if prefix + "_" != TOKEN_PREFIX or not token_id.isalnum() or not secret:
+            return None
+        (record,) = self.store.batch(TOKENS_NS, [Get(token_id)])
+        if record is None:
+            return None
+        data: dict[str, Any] = decode(record.data)
+        if not hmac.compare_digest(data.pop("sha256"), _digest(secret)):
+            return None
+        token = Token(**data)
+        return None if token.revoked else token
+
+
+def authorize(
+    tokens: Tokens | None, authorization: str | None, namespace: str, *, write: bool
+) -> None:
+    """Raise unless the caller may read (or ``write``) ``namespace``; ``tokens=None``: open."""
+    if tokens is None:
+        return
+    scheme, _, secret = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Unauthorized("send Authorization: Bearer <token>")
+    token = tokens.find(secret.strip())
+    if token is None:
+        raise Unauthorized("unknown or revoked token")
+    if not any(fnmatchcase(namespace, pattern) for pattern in token.namespaces):
+        raise Forbidden(f"this token does not reach namespace {namespace!r}")
+    if write and token.read_only:
+        raise Forbidden("this token is read-only")

@@ -1,0 +1,101 @@
+"""``botwire serve`` and ``botwire token``: what the command line runs for the server."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .settings import Settings
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    names = Settings.__dataclass_fields__
+    return Settings.from_env(**{k: v for k, v in vars(args).items() if k in names})
+
+
+def serve(args: argparse.Namespace) -> int:
+    import os
+
+    import uvicorn
+
+    settings = settings_from(args)
+    if settings.exposed_open and not settings.allow_open:
+        print(
+            f"botwire: error: refusing to serve open mode on {settings.host}: anyone who can "
+            "reach it could read every namespace. Use --auth token, or --allow-open.",
+            file=sys.stderr,
+        )
+        return 2
+    os.environ.update(settings.to_env())  # how each worker process gets the settings
+    uvicorn.run(
+        "botwire_server.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        timeout_graceful_shutdown=10,
+        log_level="info",
+    )
+    return 0
+
+
+def token(args: argparse.Namespace) -> int:
+    from botwire.stores.sqlite import SqliteStore
+
+    from .auth import Tokens
+
+    store = SqliteStore(settings_from(args).db)
+    try:
+        tokens = Tokens(store)
+        if args.token_command == "create":
+            patterns = [p.strip() for item in args.namespaces for p in item.split(",") if p.strip()]
+            secret, made = tokens.create(patterns, read_only=args.read_only)
+            print(secret)
+            mode = "read-only" if made.read_only else "read-write"
+            print(f"id {made.id}, {mode}, namespaces {', '.join(made.namespaces)}", file=sys.stderr)
+            print("Shown once: only its SHA-256 is stored.", file=sys.stderr)
+        elif args.token_command == "list":
+            for t in tokens.list():
+                state = "revoked" if t.revoked else ("read-only" if t.read_only else "read-write")
+                print(f"{t.id}\t{state}\t{','.join(t.namespaces)}")
+        elif not tokens.revoke(args.id):
+            print(f"botwire: no token {args.id!r}", file=sys.stderr)
+            return 1
+    finally:
+        store.close()
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    """Add ``serve`` and ``token`` to the ``botwire`` command's subparsers."""
+    p = sub.add_parser("serve", help="run the server (pip install 'botwire[server]')")
+    p.set_defaults(run=serve)
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--db", help="SQLite file (default: server.db in $BOTWIRE_HOME)")
+    p.add_argument("--workers", type=int)
+    p.add_argument("--auth", choices=["open", "token"])
+    p.add_argument("--allow-open", action="store_true", default=None)
+    p.add_argument("--synchronous", choices=["full", "normal"])
+    p.add_argument("--writes-per-day", type=int, help="per namespace; 0: no limit")
+    p.add_argument("--max-bytes", type=int, help="stored per namespace; 0: no limit")
+    p.add_argument("--max-value-bytes", type=int, help="one value; 0: no limit")
+    p.add_argument("--max-body-bytes", type=int, help="one request; 0: no limit")
+    p.add_argument("--sweep-interval", type=float, help="seconds between expiry sweeps")
+
+    p = sub.add_parser("token", help="create, list and revoke API tokens of a server")
+    p.set_defaults(run=token)
+    p.add_argument("--db", help="the server's SQLite file")
+    tsub = p.add_subparsers(dest="token_command", required=True)
+    create = tsub.add_parser("create", help="mint a token; it is printed once")
+    create.add_argument(
+        "--namespaces",
+        action="append",
+        required=True,
+        help="patterns such as 'user-*' (repeat, or separate with commas)",
+    )
+    create.add_argument("--read-only", action="store_true")
+    tsub.add_parser("list", help="list tokens (never their secrets)")
+    revoke = tsub.add_parser("revoke", help="revoke a token by id")
+    revoke.add_argument("id")

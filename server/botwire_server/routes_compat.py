@@ -1,0 +1,110 @@
+"""The reference BotWire endpoints, shape for shape, so ``botwire`` 0.2 clients work unchanged.
+
+    PUT    /memory/{ns}/{key}  {"value": "<string>"} -> {"namespace","key","stored":true,"bytes"}
+    GET    /memory/{ns}/{key}  -> {"namespace","key","value","created_at","updated_at"} | 404
+    DELETE /memory/{ns}/{key}  -> {"deleted":true,"namespace","key"} | 404
+    GET    /memory/{ns}?limit= -> {"namespace","count","keys":[{"key","bytes","updated_at"}]}
+
+Values here are strings, as in the reference: a string is stored as a JSON
+string, so ``Memory(ns).get(key)`` reads it back as that string. A value written
+through ``/v1`` that is not a string is shown here as its JSON text (which the
+0.2 client decodes back when it starts with ``[`` or ``{``). Timestamps are
+ISO 8601 in UTC. These writes count against the same limits.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from botwire import InvalidRequest, NotFound
+from botwire._codec import decode, encode
+from botwire._ops import Delete, Get, ListKeys, Put, Record
+from botwire._validate import check_key
+
+from . import openapi
+from .deps import body_json, namespace_for, read, write
+from .errors import json_response, openapi_errors
+
+router = APIRouter(prefix="/memory", tags=["compat"])
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat()
+
+
+def _text(record: Record) -> str:
+    value = decode(record.data)
+    return value if isinstance(value, str) else record.data.decode()
+
+
+@router.put(
+    "/{namespace}/{key:path}",
+    responses=openapi_errors(400, 401, 403, 413, 415, 429, 507),
+    summary="Store a string (reference API)",
+    openapi_extra=openapi.body("CompatPutBody"),
+)
+async def put(request: Request, namespace: str, key: str) -> Response:
+    ns = namespace_for(request, namespace, write=True)
+    body = await body_json(request)
+    if type(body) is not dict or type(body.get("value")) is not str:
+        raise InvalidRequest('the body must be {"value": "<string>"}')
+    value: str = body["value"]
+    await write(request, ns, [Put(check_key(key), encode(value))])
+    return json_response(
+        {"namespace": ns, "key": key, "stored": True, "bytes": len(value.encode("utf-8"))}
+    )
+
+
+@router.get(
+    "/{namespace}/{key:path}",
+    responses=openapi_errors(400, 401, 403, 404),
+    summary="Read a string (reference API)",
+)
+async def get(request: Request, namespace: str, key: str) -> Response:
+    ns = namespace_for(request, namespace, write=False)
+    (record,) = await read(request, ns, [Get(check_key(key))])
+    if record is None:
+        raise NotFound(f"key {key!r} does not exist")
+    return json_response(
+        {
+            "namespace": ns,
+            "key": key,
+            "value": _text(record),
+            "created_at": _iso(record.created_at),
+            "updated_at": _iso(record.updated_at),
+        }
+    )
+
+
+@router.delete(
+    "/{namespace}/{key:path}",
+    responses=openapi_errors(400, 401, 403, 404),
+    summary="Delete a key (reference API)",
+)
+async def delete(request: Request, namespace: str, key: str) -> Response:
+    ns = namespace_for(request, namespace, write=True)
+    (deleted,) = await write(request, ns, [Delete(check_key(key))])
+    if not deleted:
+        raise NotFound(f"key {key!r} does not exist")
+    return json_response({"deleted": True, "namespace": ns, "key": key})
+
+
+@router.get(
+    "/{namespace}", responses=openapi_errors(400, 401, 403), summary="List keys (reference API)"
+)
+async def list_keys(
+    request: Request, namespace: str, limit: int = Query(100, ge=1, le=10_000)
+) -> Response:
+    ns = namespace_for(request, namespace, write=False)
+    (keys,) = await read(request, ns, [ListKeys(limit=limit)])
+    records = await read(request, ns, [Get(k) for k in keys]) if keys else []
+    listed: list[dict[str, Any]] = [
+        {"key": k, "bytes": len(_text(r).encode("utf-8")), "updated_at": _iso(r.updated_at)}
+        for k, r in zip(keys, records, strict=True)
+        if r is not None  # expired between the two reads
+    ]
+    return json_response({"namespace": ns, "count": len(listed), "keys": listed})

@@ -1,0 +1,237 @@
+"""The JSON form of operations and results, shared by the server and the HTTP client.
+
+One op is an object with an ``"op"`` name and the op's fields; a value travels as
+plain JSON (``"value"``), never as a string of JSON. Parsing checks everything
+the ``Memory`` shells check (names, TTLs, versions, values), so the server
+refuses exactly what the library refuses, with the same error classes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from . import _codec
+from ._errors import InvalidRequest
+from ._ops import (
+    KEEP,
+    Append,
+    Change,
+    ChangePage,
+    Changes,
+    Clear,
+    Count,
+    Delete,
+    Get,
+    Incr,
+    ListKeys,
+    NamespaceStats,
+    Op,
+    Put,
+    Record,
+    Stats,
+    Touch,
+)
+from ._validate import (
+    check_count,
+    check_key,
+    check_number,
+    check_prefix,
+    check_ttl,
+    check_version,
+)
+
+MAX_BATCH = 1000  # ops in one batch request
+_LONG_NUMBER = re.compile(rb"\d{20,}")
+
+
+def parse_json(body: bytes) -> Any:
+    """Parse a request body strictly: no NaN, no silently rounded big integers."""
+    try:
+        if _LONG_NUMBER.search(body) is None:
+            return _codec.decode(body)
+        # orjson would turn integers past 64 bits into floats; keep them exact so the
+        # codec refuses them instead of storing a changed number.
+        return json.loads(body, parse_constant=_refuse_constant)
+    except ValueError as exc:  # orjson.JSONDecodeError and json.JSONDecodeError both
+        raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidRequest("the body is nested too deeply") from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _object(data: Any, what: str) -> dict[str, Any]:
+    if type(data) is not dict:
+        raise InvalidRequest(f"{what} must be a JSON object")
+    return data
+
+
+def _ttl_or_keep(obj: dict[str, Any]) -> tuple[Any, Any]:
+    """``ttl`` absent means keep the key's expiry; ``new_ttl`` is for keys created then."""
+    ttl = check_ttl(obj["ttl"]) if "ttl" in obj else KEEP
+    return ttl, check_ttl(obj.get("new_ttl"))
+
+
+# -- operations --------------------------------------------------------------------------
+
+
+def op_from_json(data: Any) -> Op:
+    """One operation from its JSON object, checked; raises ``InvalidRequest``/``InvalidName``."""
+    obj = _object(data, "an operation")
+    name = obj.get("op")
+    if name == "get":
+        return Get(check_key(obj.get("key")), bool(obj.get("refresh", False)))
+    if name == "put":
+        if "value" not in obj:
+            raise InvalidRequest('a put needs a "value"')
+        return put_from_json(check_key(obj.get("key")), obj)
+    if name == "delete":
+        return Delete(check_key(obj.get("key")), check_version(obj.get("if_version")))
+    if name == "incr":
+        return Incr(check_key(obj.get("key")), check_number(obj.get("by", 1)), *_ttl_or_keep(obj))
+    if name == "append":
+        items = obj.get("items")
+        if type(items) is not list or not items:
+            raise InvalidRequest('an append needs a non-empty list of "items"')
+        return Append(
+            check_key(obj.get("key")),
+            _codec.encode(items),
+            check_count(obj.get("max_len"), "max_len"),
+            *_ttl_or_keep(obj),
+        )
+    if name == "touch":
+        if "ttl" not in obj:
+            raise InvalidRequest('a touch needs a "ttl" (null: never expires)')
+        return Touch(check_key(obj.get("key")), check_ttl(obj["ttl"]))
+    if name == "list":
+        after = obj.get("after")
+        return ListKeys(
+            check_prefix(obj.get("prefix", "")),
+            None if after is None else check_key(after),
+            check_count(obj.get("limit"), "limit"),
+        )
+    if name == "count":
+        return Count(check_prefix(obj.get("prefix", "")))
+    if name == "clear":
+        return Clear(check_prefix(obj.get("prefix", "")))
+    if name == "stats":
+        return Stats()
+    if name == "changes":
+        since = obj.get("since", 0)
+        if type(since) is not int or since < 0:
+            raise InvalidRequest("since must be an int >= 0")
+        return Changes(since, check_count(obj.get("limit", 1000), "limit") or 1000)
+    raise InvalidRequest(f"unknown op {name!r}")
+
+
+def put_from_json(key: str, obj: dict[str, Any]) -> Put:
+    """A put of ``obj["value"]`` under ``key``; ``ttl`` absent or null: never expires."""
+    return Put(
+        key,
+        _codec.encode(obj["value"]),
+        check_ttl(obj.get("ttl")),
+        check_version(obj.get("if_version")),
+    )
+
+
+def ops_from_json(data: Any) -> list[Op]:
+    ops = _object(data, "a batch").get("ops")
+    if type(ops) is not list or not ops:
+        raise InvalidRequest('a batch needs a non-empty list of "ops"')
+    if len(ops) > MAX_BATCH:
+        raise InvalidRequest(f"a batch holds at most {MAX_BATCH} ops, not {len(ops)}")
+    return [op_from_json(op) for op in ops]
+
+
+def op_to_json(op: Op) -> dict[str, Any]:
+    """The JSON object of ``op`` (what :func:`op_from_json` reads back)."""
+    if isinstance(op, Get):
+        return {"op": "get", "key": op.key, "refresh": op.refresh}
+    if isinstance(op, Put):
+        return {
+            "op": "put",
+            "key": op.key,
+            "value": _codec.decode(op.data),
+            "ttl": op.ttl,
+            "if_version": op.if_version,
+        }
+    if isinstance(op, Delete):
+        return {"op": "delete", "key": op.key, "if_version": op.if_version}
+    if isinstance(op, (Incr, Append)):
+        out: dict[str, Any] = {"key": op.key, "new_ttl": op.new_ttl}
+        if op.ttl is not KEEP:
+            out["ttl"] = op.ttl
+        if isinstance(op, Incr):
+            return {"op": "incr", "by": op.by, **out}
+        return {"op": "append", "items": _codec.decode(op.items), "max_len": op.max_len, **out}
+    if isinstance(op, Touch):
+        return {"op": "touch", "key": op.key, "ttl": op.ttl}
+    if isinstance(op, ListKeys):
+        return {"op": "list", "prefix": op.prefix, "after": op.after, "limit": op.limit}
+    if isinstance(op, Count):
+        return {"op": "count", "prefix": op.prefix}
+    if isinstance(op, Clear):
+        return {"op": "clear", "prefix": op.prefix}
+    if isinstance(op, Stats):
+        return {"op": "stats"}
+    return {"op": "changes", "since": op.since, "limit": op.limit}
+
+
+# -- results -----------------------------------------------------------------------------
+
+
+def record_to_json(key: str, record: Record) -> dict[str, Any]:
+    """An item as the API shows it; the value's JSON bytes are passed through untouched."""
+    import orjson
+
+    return {
+        "key": key,
+        "value": orjson.Fragment(record.data),
+        "version": record.version,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "expires_at": record.expires_at,
+    }
+
+
+def record_from_json(obj: dict[str, Any]) -> Record:
+    return Record(
+        _codec.encode(obj["value"]),
+        obj["version"],
+        obj["created_at"],
+        obj["updated_at"],
+        obj["expires_at"],
+    )
+
+
+def result_to_json(op: Op, result: Any) -> Any:
+    if isinstance(op, Get):
+        return None if result is None else record_to_json(op.key, result)
+    if isinstance(result, NamespaceStats):
+        return result._asdict()
+    if isinstance(result, ChangePage):
+        return changes_to_json(result)
+    return result  # versions, bools, numbers, key lists
+
+
+def result_from_json(op: Op, data: Any) -> Any:
+    if isinstance(op, Get):
+        return None if data is None else record_from_json(data)
+    if isinstance(op, Stats):
+        return NamespaceStats(**data)
+    if isinstance(op, Changes):
+        changes = [Change(c["key"], c["version"], c["deleted"]) for c in data["changes"]]
+        return ChangePage(changes, data["next"], data["reset"])
+    return data
+
+
+def changes_to_json(page: ChangePage) -> dict[str, Any]:
+    return {
+        "changes": [c._asdict() for c in page.changes],
+        "next": page.next,
+        "reset": page.reset,
+    }
