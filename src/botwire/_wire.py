@@ -76,6 +76,13 @@ def _ttl_or_keep(obj: dict[str, Any]) -> tuple[Any, Any]:
     return ttl, check_ttl(obj.get("new_ttl"))
 
 
+def key_path(key: str) -> str:
+    """``key`` as one URL path segment: percent-encoded, dots too (``..`` must not climb)."""
+    from urllib.parse import quote
+
+    return quote(key, safe="").replace(".", "%2E")
+
+
 # -- operations --------------------------------------------------------------------------
 
 
