@@ -15,6 +15,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from botwire import BotwireError, InvalidRequest, WriteLimitExceeded
@@ -68,6 +69,11 @@ def install(app: FastAPI) -> None:
         )
         return await botwire_error(request, InvalidRequest(where or "invalid request"))
 
+    async def client_gone(request: Request, exc: Exception) -> Response:
+        request.state.error_code = "client_disconnected"  # nobody reads this answer
+        body = {"error": {"code": "client_disconnected", "message": "the body was cut short"}}
+        return json_response(body, 400)
+
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         request.state.error_code = "internal"
@@ -77,6 +83,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(BotwireError, botwire_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(ClientDisconnect, client_gone)
     app.add_exception_handler(Exception, unexpected)
 
 

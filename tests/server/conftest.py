@@ -66,22 +66,35 @@ class LiveServer:
         self.flags = flags
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.log = db.with_suffix(".log")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> None:
-        args = [sys.executable, "-m", "botwire.cli", "serve", "--port", str(self.port),
-                "--db", str(self.db)]
+        args = [
+            sys.executable,
+            "-m",
+            "botwire.cli",
+            "serve",
+            "--port",
+            str(self.port),
+            "--db",
+            str(self.db),
+        ]
         for name, value in self.flags.items():
             args += [f"--{name.replace('_', '-')}", str(value)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("BOTWIRE_SERVER_")}
-        self.proc = subprocess.Popen(
-            args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            start_new_session=True,  # so a kill reaches every worker
-        )
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                args,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,  # so a kill reaches every worker
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(self.proc.stderr.read().decode() if self.proc.stderr else "")
+                raise RuntimeError(self.log.read_text())
             try:
                 if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return

@@ -36,7 +36,9 @@ def test_missing_bad_and_revoked_tokens(token_client: tuple[TestClient, dict[str
     client, made = token_client
     assert client.get("/v1/ns/team-a/keys/k").status_code == 401
     assert client.get("/v1/ns/team-a/keys/k", headers=bearer("bw_nope_nope")).status_code == 401
-    assert client.get("/v1/ns/team-a/keys/k", headers={"authorization": made["a"]}).status_code == 401
+    assert (
+        client.get("/v1/ns/team-a/keys/k", headers={"authorization": made["a"]}).status_code == 401
+    )
     assert client.get("/v1/ns/team-a/keys/k", headers=bearer(made["a"])).status_code == 404
     tampered = made["a"][:-2] + ("AA" if not made["a"].endswith("AA") else "BB")
     assert client.get("/v1/ns/team-a/keys/k", headers=bearer(tampered)).status_code == 401
@@ -48,14 +50,35 @@ def test_missing_bad_and_revoked_tokens(token_client: tuple[TestClient, dict[str
 
 def test_patterns_and_read_only(token_client: tuple[TestClient, dict[str, str]]) -> None:
     client, made = token_client
-    assert client.put("/v1/ns/user-42/keys/k", json={"value": 1}, headers=bearer(made["b"])).status_code == 200
-    assert client.put("/v1/ns/USER-42/keys/k", json={"value": 1}, headers=bearer(made["b"])).status_code == 403
-    assert client.put("/v1/ns/team-a/keys/k", json={"value": 1}, headers=bearer(made["a_ro"])).status_code == 403
+    assert (
+        client.put(
+            "/v1/ns/user-42/keys/k", json={"value": 1}, headers=bearer(made["b"])
+        ).status_code
+        == 200
+    )
+    assert (
+        client.put(
+            "/v1/ns/USER-42/keys/k", json={"value": 1}, headers=bearer(made["b"])
+        ).status_code
+        == 403
+    )
+    assert (
+        client.put(
+            "/v1/ns/team-a/keys/k", json={"value": 1}, headers=bearer(made["a_ro"])
+        ).status_code
+        == 403
+    )
     assert client.get("/v1/ns/team-a/keys", headers=bearer(made["a_ro"])).status_code == 200
     reads = {"ops": [{"op": "list"}]}
-    assert client.post("/v1/ns/team-a/batch", json=reads, headers=bearer(made["a_ro"])).status_code == 200
+    assert (
+        client.post("/v1/ns/team-a/batch", json=reads, headers=bearer(made["a_ro"])).status_code
+        == 200
+    )
     writes = {"ops": [{"op": "incr", "key": "n"}]}
-    assert client.post("/v1/ns/team-a/batch", json=writes, headers=bearer(made["a_ro"])).status_code == 403
+    assert (
+        client.post("/v1/ns/team-a/batch", json=writes, headers=bearer(made["a_ro"])).status_code
+        == 403
+    )
 
 
 # Every route and method, aimed at team-b with team-a's token, with tricks on the name.
@@ -77,13 +100,26 @@ ROUTES = [
     ("GET", "/memory/{ns}", None),
 ]
 NAMES = [
-    "team-b", "TEAM-B", "Team-b", "team-b%20", "team-a%2F..%2Fteam-b", "team-a/../team-b",
-    "team-a%2f..%2fteam-b", "..%2Fteam-b", "team-%62", "team-a%00team-b", "team-a,team-b",
-    "team-*", "team-?", "%74eam-b",
+    "team-b",
+    "TEAM-B",
+    "Team-b",
+    "team-b%20",
+    "team-a%2F..%2Fteam-b",
+    "team-a/../team-b",
+    "team-a%2f..%2fteam-b",
+    "..%2Fteam-b",
+    "team-%62",
+    "team-a%00team-b",
+    "team-a,team-b",
+    "team-*",
+    "team-?",
+    "%74eam-b",
 ]
 
 
-@pytest.mark.parametrize(("method", "route", "body"), ROUTES, ids=[f"{m} {r}" for m, r, _ in ROUTES])
+@pytest.mark.parametrize(
+    ("method", "route", "body"), ROUTES, ids=[f"{m} {r}" for m, r, _ in ROUTES]
+)
 def test_bola_matrix(
     token_client: tuple[TestClient, dict[str, str]], method: str, route: str, body: object
 ) -> None:
@@ -113,8 +149,12 @@ def test_token_cli_round_trip(tmp_path: Path) -> None:
     db = str(tmp_path / "t.db")
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "botwire.cli", "token", "--db", db, *args],
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "botwire.cli", "token", "--db", db, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     made = cli("create", "--namespaces", "user-*,team-a", "--read-only")
     secret = made.stdout.strip()
@@ -125,5 +165,9 @@ def test_token_cli_round_trip(tmp_path: Path) -> None:
     assert cli("revoke", token_id).returncode == 0
     assert "revoked" in cli("list").stdout
     assert cli("revoke", "nope").returncode == 1
-    raw = Path(db).read_bytes() + Path(db + "-wal").read_bytes() if Path(db + "-wal").exists() else Path(db).read_bytes()
+    raw = (
+        Path(db).read_bytes() + Path(db + "-wal").read_bytes()
+        if Path(db + "-wal").exists()
+        else Path(db).read_bytes()
+    )
     assert secret.split("_")[2].encode() not in raw  # only the hash is stored

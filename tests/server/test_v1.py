@@ -17,7 +17,10 @@ def test_put_get_delete_one_item(client: TestClient) -> None:
     body = got.json()
     assert body["value"] == {"tone": "brief"} and body["version"] == put.json()["version"]
     assert body["expires_at"] == pytest.approx(body["updated_at"] + 60)
-    assert client.get(f"{NS}/keys/prefs", headers={"if-none-match": got.headers["etag"]}).status_code == 304
+    assert (
+        client.get(f"{NS}/keys/prefs", headers={"if-none-match": got.headers["etag"]}).status_code
+        == 304
+    )
     assert client.delete(f"{NS}/keys/prefs").json() == {"deleted": True}
     assert client.delete(f"{NS}/keys/prefs").json() == {"deleted": False}
     missing = client.get(f"{NS}/keys/prefs")
@@ -40,7 +43,9 @@ def test_stored_null_is_not_missing(client: TestClient) -> None:
 
 
 def test_compare_and_set_by_header_and_body(client: TestClient) -> None:
-    v1 = client.put(f"{NS}/keys/k", json={"value": 1}, headers={"if-none-match": "*"}).json()["version"]
+    v1 = client.put(f"{NS}/keys/k", json={"value": 1}, headers={"if-none-match": "*"}).json()[
+        "version"
+    ]
     again = client.put(f"{NS}/keys/k", json={"value": 2}, headers={"if-none-match": "*"})
     assert again.status_code == 409 and again.json()["error"]["keys"] == ["k"]
     stale = client.put(f"{NS}/keys/k", json={"value": 2}, headers={"if-match": f'"{v1 + 9}"'})
@@ -52,7 +57,9 @@ def test_compare_and_set_by_header_and_body(client: TestClient) -> None:
 def test_incr_append_touch(client: TestClient, clock: FakeClock) -> None:
     assert client.post(f"{NS}/incr/n", json={"by": 5}).json() == {"value": 5}
     assert client.post(f"{NS}/incr/n", json={}).json() == {"value": 6}
-    assert client.post(f"{NS}/append/l", json={"items": [1, 2, 3], "max_len": 2}).json() == {"length": 2}
+    assert client.post(f"{NS}/append/l", json={"items": [1, 2, 3], "max_len": 2}).json() == {
+        "length": 2
+    }
     assert client.get(f"{NS}/keys/l").json()["value"] == [2, 3]
     assert client.post(f"{NS}/touch/l", json={"ttl": 30}).json() == {"touched": True}
     assert client.post(f"{NS}/touch/none", json={"ttl": 30}).json() == {"touched": False}
@@ -81,8 +88,12 @@ def test_batch_is_atomic(client: TestClient) -> None:
     ]
     results = client.post(f"{NS}/batch", json={"ops": ops}).json()["results"]
     assert results[1] == 2 and results[2]["value"] == 1 and results[3] == ["a", "n"]
-    bad = [{"op": "put", "key": "b", "value": 1}, {"op": "incr", "key": "a", "by": 1},
-           {"op": "put", "key": "c", "value": "x", "if_version": 0}, {"op": "put", "key": "a", "value": 1, "if_version": 999}]
+    bad = [
+        {"op": "put", "key": "b", "value": 1},
+        {"op": "incr", "key": "a", "by": 1},
+        {"op": "put", "key": "c", "value": "x", "if_version": 0},
+        {"op": "put", "key": "a", "value": 1, "if_version": 999},
+    ]
     refused = client.post(f"{NS}/batch", json={"ops": bad})
     assert refused.status_code == 409 and refused.json()["error"]["keys"] == ["a"]
     assert client.get(f"{NS}/keys").json()["keys"] == ["a", "n"]
@@ -94,7 +105,11 @@ def test_stats_and_changes(client: TestClient) -> None:
     client.put(f"{NS}/keys/b", json={"value": [1]})
     stats = client.get(f"{NS}/stats").json()
     assert stats["keys"] == 1 and stats["bytes"] == 1 + 3 and stats["writes_today"] == 2
-    assert stats["limits"] == {"writes_per_day": 1000, "max_bytes": 50_000_000, "max_value_bytes": 1_048_576}
+    assert stats["limits"] == {
+        "writes_per_day": 1000,
+        "max_bytes": 50_000_000,
+        "max_value_bytes": 1_048_576,
+    }
     feed = client.get(f"{NS}/changes", params={"since": 0}).json()
     assert [(c["key"], c["deleted"]) for c in feed["changes"]] == [("a", True), ("b", False)]
     assert client.get(f"{NS}/changes", params={"since": feed["next"]}).json()["changes"] == []
@@ -104,7 +119,10 @@ def test_operations_endpoints(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"ok": True}
     client.get(f"{NS}/keys/missing")
     metrics = client.get("/metrics").text
-    assert 'botwire_requests_total{method="GET",route="/v1/ns/{namespace}/keys/{key:path}",status="404"}' in metrics
+    assert (
+        'botwire_requests_total{method="GET",route="/v1/ns/{namespace}/keys/{key:path}",status="404"}'
+        in metrics
+    )
     assert 'botwire_errors_total{code="not_found"}' in metrics
     assert "process_resident_memory_bytes" in metrics
     spec = client.get("/openapi.json").json()
