@@ -80,7 +80,7 @@ def test_the_real_botwire_0_2_client_works_unchanged(
     assert mem.get("prefs") == {"format": "json", "n": [1, 2]}
     assert mem.get("missing", "default") == "default"
     assert "user_name" in mem and "missing" not in mem
-    assert sorted(k["key"] for k in mem.keys()) == ["prefs", "user_name"]
+    assert sorted(k["key"] for k in mem.keys()) == ["prefs", "user_name"]  # noqa: SIM118
     assert mem.delete("user_name") is True
     assert mem.get("user_name") is None
     mem._client.close()
