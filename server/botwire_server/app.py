@@ -72,7 +72,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(request.app.state.store.batch, "!health", [])
         return json_response({"ok": True})
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics of this worker")
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics of this worker",
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     async def prometheus() -> Response:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)

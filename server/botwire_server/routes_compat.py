@@ -28,6 +28,7 @@ from botwire._validate import check_key
 from . import openapi
 from .deps import body_json, namespace_for, read, write
 from .errors import json_response, openapi_errors
+from .openapi import Key, Namespace
 
 router = APIRouter(prefix="/memory", tags=["compat"])
 
@@ -47,7 +48,7 @@ def _text(record: Record) -> str:
     summary="Store a string (reference API)",
     openapi_extra=openapi.body("CompatPutBody"),
 )
-async def put(request: Request, namespace: str, key: str) -> Response:
+async def put(request: Request, namespace: Namespace, key: Key) -> Response:
     ns = namespace_for(request, namespace, write=True)
     body = await body_json(request)
     if type(body) is not dict or type(body.get("value")) is not str:
@@ -64,7 +65,7 @@ async def put(request: Request, namespace: str, key: str) -> Response:
     responses=openapi_errors(400, 401, 403, 404),
     summary="Read a string (reference API)",
 )
-async def get(request: Request, namespace: str, key: str) -> Response:
+async def get(request: Request, namespace: Namespace, key: Key) -> Response:
     ns = namespace_for(request, namespace, write=False)
     (record,) = await read(request, ns, [Get(check_key(key))])
     if record is None:
@@ -85,7 +86,7 @@ async def get(request: Request, namespace: str, key: str) -> Response:
     responses=openapi_errors(400, 401, 403, 404),
     summary="Delete a key (reference API)",
 )
-async def delete(request: Request, namespace: str, key: str) -> Response:
+async def delete(request: Request, namespace: Namespace, key: Key) -> Response:
     ns = namespace_for(request, namespace, write=True)
     (deleted,) = await write(request, ns, [Delete(check_key(key))])
     if not deleted:
@@ -97,7 +98,7 @@ async def delete(request: Request, namespace: str, key: str) -> Response:
     "/{namespace}", responses=openapi_errors(400, 401, 403), summary="List keys (reference API)"
 )
 async def list_keys(
-    request: Request, namespace: str, limit: int = Query(100, ge=1, le=10_000)
+    request: Request, namespace: Namespace, limit: int = Query(100, ge=1, le=10_000)
 ) -> Response:
     ns = namespace_for(request, namespace, write=False)
     (keys,) = await read(request, ns, [ListKeys(limit=limit)])

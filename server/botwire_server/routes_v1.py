@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from botwire import InvalidRequest, NotFound
@@ -29,6 +29,16 @@ from botwire.stores._logic import DAY, utc_day
 from . import openapi
 from .deps import body_json, namespace_for, read, store_of, write
 from .errors import json_response, openapi_errors
+from .openapi import (
+    After,
+    IdempotencyKey,
+    IfMatch,
+    IfNoneMatchRead,
+    IfNoneMatchWrite,
+    Key,
+    Namespace,
+    Prefix,
+)
 
 router = APIRouter(prefix="/v1/ns/{namespace}", tags=["v1"])
 READ_ERRORS = openapi_errors(400, 401, 403, 404)
@@ -43,9 +53,9 @@ MAX_PAGE = 10_000
 @router.get("/keys/{key:path}", responses=READ_ERRORS, summary="Read one item")
 async def get_item(
     request: Request,
-    namespace: str,
-    key: str,
-    if_none_match: str | None = Header(None, description='"<version>": 304 if unchanged'),
+    namespace: Namespace,
+    key: Key,
+    if_none_match: IfNoneMatchRead = None,
 ) -> Response:
     ns = namespace_for(request, namespace, write=False)
     (record,) = await read(request, ns, [Get(check_key(key))])
@@ -65,10 +75,10 @@ async def get_item(
 )
 async def put_item(
     request: Request,
-    namespace: str,
-    key: str,
-    if_match: str | None = Header(None, description='"<version>": write only over it'),
-    if_none_match: str | None = Header(None, description="*: write only if absent"),
+    namespace: Namespace,
+    key: Key,
+    if_match: IfMatch = None,
+    if_none_match: IfNoneMatchWrite = None,
 ) -> Response:
     ns = namespace_for(request, namespace, write=True)
     body = await body_json(request)
@@ -82,9 +92,9 @@ async def put_item(
 @router.delete("/keys/{key:path}", responses=WRITE_ERRORS, summary="Delete one item")
 async def delete_item(
     request: Request,
-    namespace: str,
-    key: str,
-    if_match: str | None = Header(None, description='"<version>": delete only that version'),
+    namespace: Namespace,
+    key: Key,
+    if_match: IfMatch = None,
 ) -> Response:
     ns = namespace_for(request, namespace, write=True)
     op = Delete(check_key(key), _condition(if_match, None, None))
@@ -113,9 +123,9 @@ def _condition(if_match: str | None, if_none_match: str | None, in_body: Any) ->
 )
 async def incr(
     request: Request,
-    namespace: str,
-    key: str,
-    idempotency_key: str | None = Header(None),
+    namespace: Namespace,
+    key: Key,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     ns = namespace_for(request, namespace, write=True)
     op = op_from_json({**_object(await body_json(request)), "op": "incr", "key": key})
@@ -131,9 +141,9 @@ async def incr(
 )
 async def append(
     request: Request,
-    namespace: str,
-    key: str,
-    idempotency_key: str | None = Header(None),
+    namespace: Namespace,
+    key: Key,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     ns = namespace_for(request, namespace, write=True)
     op = op_from_json({**_object(await body_json(request)), "op": "append", "key": key})
@@ -147,7 +157,7 @@ async def append(
     summary="Reset an item's expiry",
     openapi_extra=openapi.body("TouchBody"),
 )
-async def touch(request: Request, namespace: str, key: str) -> Response:
+async def touch(request: Request, namespace: Namespace, key: Key) -> Response:
     ns = namespace_for(request, namespace, write=True)
     op = op_from_json({**_object(await body_json(request)), "op": "touch", "key": key})
     (touched,) = await write(request, ns, [op])
@@ -166,9 +176,9 @@ def _object(body: Any) -> dict[str, Any]:
 @router.get("/keys", responses=READ_ERRORS, summary="List keys")
 async def list_keys(
     request: Request,
-    namespace: str,
-    prefix: str = Query("", max_length=512),
-    after: str | None = Query(None, max_length=512, description="cursor: the last key seen"),
+    namespace: Namespace,
+    prefix: Prefix = "",
+    after: After = None,
     limit: int = Query(1000, ge=1, le=MAX_PAGE),
 ) -> Response:
     ns = namespace_for(request, namespace, write=False)
@@ -178,9 +188,7 @@ async def list_keys(
 
 
 @router.delete("/keys", responses=WRITE_ERRORS, summary="Delete every key (with a prefix)")
-async def clear(
-    request: Request, namespace: str, prefix: str = Query("", max_length=512)
-) -> Response:
+async def clear(request: Request, namespace: Namespace, prefix: Prefix = "") -> Response:
     ns = namespace_for(request, namespace, write=True)
     (deleted,) = await write(request, ns, [Clear(check_prefix(prefix))])
     return json_response({"deleted": deleted})
@@ -193,7 +201,7 @@ async def clear(
     openapi_extra=openapi.body("BatchBody"),
 )
 async def batch(
-    request: Request, namespace: str, idempotency_key: str | None = Header(None)
+    request: Request, namespace: Namespace, idempotency_key: IdempotencyKey = None
 ) -> Response:
     check_namespace(namespace)
     ops = ops_from_json(await body_json(request))
@@ -209,7 +217,7 @@ async def batch(
 
 
 @router.get("/stats", responses=READ_ERRORS, summary="Keys, bytes, writes today and limits")
-async def stats(request: Request, namespace: str) -> Response:
+async def stats(request: Request, namespace: Namespace) -> Response:
     ns = namespace_for(request, namespace, write=False)
     (found,) = await read(request, ns, [Stats()])
     limits = request.app.state.settings.limits
@@ -227,7 +235,7 @@ async def stats(request: Request, namespace: str) -> Response:
 @router.get("/changes", responses=READ_ERRORS, summary="The change feed")
 async def changes(
     request: Request,
-    namespace: str,
+    namespace: Namespace,
     since: int = Query(0, ge=0, le=2**63 - 1, description="a version: the last one seen"),
     limit: int = Query(1000, ge=1, le=MAX_PAGE),
 ) -> Response:

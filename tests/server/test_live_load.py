@@ -80,7 +80,9 @@ def test_idempotent_retries_apply_once(live_server: Callable[..., LiveServer]) -
         again = http.post("/v1/ns/i/incr/n", json={"by": 5}, headers=key)
         assert first.json() == again.json() == {"value": 5}
         other = http.post("/v1/ns/i/incr/n", json={"by": 6}, headers=key)
-        assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"
+        assert (
+            other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"
+        )
         assert http.get("/v1/ns/i/stats").json()["writes_today"] == 1
 
         # concurrent repeats: each gets the first answer, or 409 while it runs; applied once
