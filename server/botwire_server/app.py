@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from botwire.stores.sqlite import SqliteStore
 
-from . import errors, openapi, routes_compat, routes_v1
+from . import errors, openapi, routes_compat, routes_v1, routing
 from .auth import Tokens
 from .errors import json_response
 from .metrics import Metrics
@@ -64,8 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     errors.install(app)
-    app.include_router(routes_v1.router)
-    app.include_router(routes_compat.router)
+    routing.install(app, routes_v1.routes, routes_compat.routes)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database check")
     async def healthz(request: Request) -> Response:

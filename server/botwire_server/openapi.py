@@ -6,56 +6,91 @@ so the schemas here document them instead of driving the parsing.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Header, Path, Query
-from pydantic import WithJsonSchema
+from starlette.convertors import Convertor, register_url_convertor
 
 from botwire._validate import MAX_TTL
 
 _NO_CONTROL = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
 # Keys are 1-512 bytes of UTF-8; a schema cannot count bytes, so it states 128
 # characters, which always fit. Longer ASCII keys work all the same.
-_KEY_SCHEMA = {"minLength": 1, "maxLength": 128, "pattern": _NO_CONTROL}
+_KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": _NO_CONTROL}
+_NAMESPACE = "^[A-Za-z0-9._:@-]{1,128}$"
 _VERSION_TAG = '^(W/)?"[0-9]{1,19}"$'
 
-Namespace = Annotated[
-    str, Path(description="1-128 of A-Z a-z 0-9 . _ - : @", pattern="^[A-Za-z0-9._:@-]{1,128}$")
-]
-Key = Annotated[
-    str,
-    Path(description="1-512 bytes of UTF-8, no control characters", json_schema_extra=_KEY_SCHEMA),
-]
-Prefix = Annotated[
-    str,
-    Query(max_length=512, json_schema_extra={"maxLength": 128, "pattern": _NO_CONTROL[:-2] + "*$"}),
-]
-# Optional parameters are documented as plain strings: a nullable schema invites "null".
-After = Annotated[
-    str | None,
-    WithJsonSchema({"type": "string", **_KEY_SCHEMA}),
-    Query(max_length=512, description="cursor: the last key seen"),
-]
-IfMatch = Annotated[
-    str | None,
-    WithJsonSchema({"type": "string", "pattern": _VERSION_TAG}),
-    Header(description='"<version>": only over that version', pattern=_VERSION_TAG),
-]
-IfNoneMatchWrite = Annotated[
-    str | None,
-    WithJsonSchema({"type": "string", "enum": ["*"]}),
-    Header(description="*: only if absent", pattern="^[*]$"),
-]
-IfNoneMatchRead = Annotated[
-    str | None,
-    WithJsonSchema({"type": "string"}),
-    Header(description='"<version>": 304 if unchanged'),
-]
-IdempotencyKey = Annotated[
-    str | None,
-    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 255}),
-    Header(min_length=1, max_length=255, description="replays the first answer for 24 hours"),
-]
+
+def _param(where: str, name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    required = where == "path"
+    return {
+        "name": name,
+        "in": where,
+        "required": required,
+        "schema": schema,
+        "description": description,
+    }
+
+
+# Route handlers read their parameters themselves, with the library's own checks
+# (FastAPI's parameter solving cost half of each request); these document them.
+PARAMS: dict[str, dict[str, Any]] = {
+    "namespace": _param(
+        "path",
+        "namespace",
+        {"type": "string", "pattern": _NAMESPACE},
+        "1-128 of A-Z a-z 0-9 . _ - : @",
+    ),
+    "key": _param(
+        "path",
+        "key",
+        _KEY_SCHEMA,
+        "1-512 bytes of UTF-8, no control characters; percent-encoded (dots too)",
+    ),
+    "if-match": _param(
+        "header",
+        "if-match",
+        {"type": "string", "pattern": _VERSION_TAG},
+        '"<version>": only over that version',
+    ),
+    "if-none-match": _param(
+        "header", "if-none-match", {"type": "string"}, '"<version>": 304 if unchanged'
+    ),
+    "if-none-match-write": _param(
+        "header", "if-none-match", {"type": "string", "enum": ["*"]}, "*: only if absent"
+    ),
+    "idempotency-key": _param(
+        "header",
+        "idempotency-key",
+        {"type": "string", "minLength": 1, "maxLength": 255},
+        "a repeat replays the first answer for 24 hours",
+    ),
+    "prefix": _param(
+        "query", "prefix", {"type": "string", "maxLength": 128, "pattern": _NO_CONTROL[:-2] + "*$"}
+    ),
+    "after": _param("query", "after", _KEY_SCHEMA, "cursor: the last key seen"),
+    "limit": _param(
+        "query", "limit", {"type": "integer", "minimum": 1, "maximum": 10_000, "default": 1000}
+    ),
+    "compat-limit": _param(
+        "query", "limit", {"type": "integer", "minimum": 1, "maximum": 10_000, "default": 100}
+    ),
+    "since": _param(
+        "query",
+        "since",
+        {"type": "integer", "minimum": 0, "maximum": 2**63 - 1, "default": 0},
+        "a version: the last one seen",
+    ),
+}
+
+
+def spec(*params: str, body: str | None = None) -> dict[str, Any]:
+    """``openapi_extra`` for a route: its parameters and its JSON body."""
+    extra: dict[str, Any] = {"parameters": [PARAMS[p] for p in params]}
+    if body is not None:
+        ref = {"$ref": f"#/components/schemas/{body}"}
+        extra["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref}}}
+    return extra
+
 
 _TTL = {
     "type": ["number", "null"],
@@ -160,12 +195,21 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
-def body(schema: str) -> dict[str, Any]:
-    """``openapi_extra`` declaring a required JSON body of ``schema``."""
-    ref = {"$ref": f"#/components/schemas/{schema}"}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
-
-
 def add_schemas(spec: dict[str, Any]) -> dict[str, Any]:
     spec.setdefault("components", {}).setdefault("schemas", {}).update(SCHEMAS)
     return spec
+
+
+class _KeyConvertor(Convertor[str]):
+    """Like Starlette's ``path``, but across newlines too: the key check then refuses them."""
+
+    regex = r"[\s\S]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("key", _KeyConvertor())

@@ -17,20 +17,19 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Request
 from starlette.responses import Response
 
 from botwire import InvalidRequest, NotFound
 from botwire._codec import decode, encode
 from botwire._ops import Delete, Get, ListKeys, Put, Record
-from botwire._validate import check_key
 
-from . import openapi
-from .deps import body_json, namespace_for, read, write
+from .deps import body_json, key_of, namespace_of, query_int, read, write
 from .errors import json_response, openapi_errors
-from .openapi import Key, Namespace
+from .openapi import spec
+from .routing import Routes
 
-router = APIRouter(prefix="/memory", tags=["compat"])
+routes = Routes("/memory", tags=["compat"])
 
 
 def _iso(timestamp: float) -> str:
@@ -42,32 +41,35 @@ def _text(record: Record) -> str:
     return value if isinstance(value, str) else record.data.decode()
 
 
-@router.put(
-    "/{namespace}/{key:path}",
+@routes.put(
+    "/{namespace}/{key:key}",
     responses=openapi_errors(400, 401, 403, 413, 415, 429, 507),
     summary="Store a string (reference API)",
-    openapi_extra=openapi.body("CompatPutBody"),
+    openapi_extra=spec("namespace", "key", body="CompatPutBody"),
 )
-async def put(request: Request, namespace: Namespace, key: Key) -> Response:
-    ns = namespace_for(request, namespace, write=True)
+async def put(request: Request) -> Response:
+    ns = namespace_of(request, write=True)
+    key = key_of(request)
     body = await body_json(request)
     if type(body) is not dict or type(body.get("value")) is not str:
         raise InvalidRequest('the body must be {"value": "<string>"}')
     value: str = body["value"]
-    await write(request, ns, [Put(check_key(key), encode(value))])
+    await write(request, ns, [Put(key, encode(value))])
     return json_response(
         {"namespace": ns, "key": key, "stored": True, "bytes": len(value.encode("utf-8"))}
     )
 
 
-@router.get(
-    "/{namespace}/{key:path}",
+@routes.get(
+    "/{namespace}/{key:key}",
     responses=openapi_errors(400, 401, 403, 404),
     summary="Read a string (reference API)",
+    openapi_extra=spec("namespace", "key"),
 )
-async def get(request: Request, namespace: Namespace, key: Key) -> Response:
-    ns = namespace_for(request, namespace, write=False)
-    (record,) = await read(request, ns, [Get(check_key(key))])
+async def get(request: Request) -> Response:
+    ns = namespace_of(request, write=False)
+    key = key_of(request)
+    (record,) = await read(request, ns, [Get(key)])
     if record is None:
         raise NotFound(f"key {key!r} does not exist")
     return json_response(
@@ -81,26 +83,30 @@ async def get(request: Request, namespace: Namespace, key: Key) -> Response:
     )
 
 
-@router.delete(
-    "/{namespace}/{key:path}",
+@routes.delete(
+    "/{namespace}/{key:key}",
     responses=openapi_errors(400, 401, 403, 404),
     summary="Delete a key (reference API)",
+    openapi_extra=spec("namespace", "key"),
 )
-async def delete(request: Request, namespace: Namespace, key: Key) -> Response:
-    ns = namespace_for(request, namespace, write=True)
-    (deleted,) = await write(request, ns, [Delete(check_key(key))])
+async def delete(request: Request) -> Response:
+    ns = namespace_of(request, write=True)
+    key = key_of(request)
+    (deleted,) = await write(request, ns, [Delete(key)])
     if not deleted:
         raise NotFound(f"key {key!r} does not exist")
     return json_response({"deleted": True, "namespace": ns, "key": key})
 
 
-@router.get(
-    "/{namespace}", responses=openapi_errors(400, 401, 403), summary="List keys (reference API)"
+@routes.get(
+    "/{namespace}",
+    responses=openapi_errors(400, 401, 403),
+    summary="List keys (reference API)",
+    openapi_extra=spec("namespace", "compat-limit"),
 )
-async def list_keys(
-    request: Request, namespace: Namespace, limit: int = Query(100, ge=1, le=10_000)
-) -> Response:
-    ns = namespace_for(request, namespace, write=False)
+async def list_keys(request: Request) -> Response:
+    ns = namespace_of(request, write=False)
+    limit = query_int(request, "limit", 100, 1, 10_000)
     (keys,) = await read(request, ns, [ListKeys(limit=limit)])
     records = await read(request, ns, [Get(k) for k in keys]) if keys else []
     listed: list[dict[str, Any]] = [

@@ -120,7 +120,7 @@ def test_operations_endpoints(client: TestClient) -> None:
     client.get(f"{NS}/keys/missing")
     metrics = client.get("/metrics").text
     assert (
-        'botwire_requests_total{method="GET",route="/v1/ns/{namespace}/keys/{key:path}",status="404"}'
+        'botwire_requests_total{method="GET",route="/v1/ns/{namespace}/keys/{key:key}",status="404"}'
         in metrics
     )
     assert 'botwire_errors_total{code="not_found"}' in metrics

@@ -59,6 +59,16 @@ class Store(ABC):
 
         return await asyncio.to_thread(self.batch, namespace, ops, idempotency=idempotency)
 
+    def try_batch(
+        self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None
+    ) -> list[Any] | None:
+        """:meth:`batch`, if that needs no waiting for another writer; else ``None`` at once.
+
+        A server calls it on its event loop and, on ``None``, :meth:`batch` in a
+        thread. By default there is no way to tell, so always ``None``.
+        """
+        return None
+
     def sweep(self, limit: int = 1000) -> int:
         """Delete up to ``limit`` expired items now; return how many went."""
         return 0

@@ -105,6 +105,11 @@ class MemoryStore(Store):
                 )
             return results
 
+    def try_batch(
+        self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None
+    ) -> list[Any] | None:
+        return self.batch(namespace, ops, idempotency=idempotency)  # waits only on its lock
+
     async def abatch(
         self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None
     ) -> list[Any]:

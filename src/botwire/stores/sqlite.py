@@ -7,9 +7,12 @@ Promises, each backed by a test in ``tests/stores/``:
 * ``synchronous=FULL`` by default: a write that returned survives a process
   kill *and* a power loss. ``synchronous=normal`` keeps the first promise only:
   a power cut may roll back the last commits, never corrupt the file.
-* Busy waits up to ``timeout`` seconds (SQLite's busy handler, then jittered
-  retries for the cases it does not cover); past that :class:`Unavailable`.
-  ``database is locked`` never reaches the caller.
+* botwire's writers take turns through ``flock`` on ``<file>-lock`` first: a
+  waiting writer wakes the moment the lock is free, where SQLite's busy handler
+  would poll with sleeps of up to 100 ms. Waits beyond that (other programs on
+  the file) go to SQLite's busy handler, then jittered retries, for up to
+  ``timeout`` seconds; past that :class:`Unavailable`. ``database is locked``
+  never reaches the caller.
 * One connection per thread, never carried across ``fork``: a child process
   opens its own.
 * Not for network file systems (NFS, SMB): their locks break SQLite's.
@@ -24,7 +27,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -84,6 +87,15 @@ _SWEEP_BATCH = 500
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 _SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
 
+try:
+    import fcntl
+except ImportError:  # Windows: SQLite's busy handler alone
+    fcntl = None  # type: ignore[assignment]
+
+
+class _WouldWait(Exception):
+    """The writer lock is taken (``try_batch`` then leaves the write to ``batch``)."""
+
 
 class SqliteStore(Store):
     """Items of every namespace in one SQLite file at ``path``."""
@@ -112,6 +124,7 @@ class SqliteStore(Store):
         self._last_sweep = 0.0
         self._local = threading.local()
         self._conns: list[tuple[int, sqlite3.Connection]] = []
+        self._lockfds: list[tuple[int, int]] = []
         self._conns_lock = threading.Lock()
         self._closed = False
         _STORES.add(self)
@@ -140,6 +153,28 @@ class SqliteStore(Store):
                 self._conns.append((os.getpid(), conn))
         return conn
 
+    @contextlib.contextmanager
+    def _writer(self, *, wait: bool) -> Iterator[None]:
+        """Hold the writer lock (``flock`` on ``<file>-lock``) of this thread's connection."""
+        if fcntl is None or self.path == ":memory:":
+            yield
+            return
+        fd: int | None = getattr(self._local, "lockfd", None)
+        if fd is None:
+            if self._closed:
+                raise StoreClosed("the store is closed")
+            fd = self._local.lockfd = os.open(self.path + "-lock", os.O_RDWR | os.O_CREAT, 0o600)
+            with self._conns_lock:
+                self._lockfds.append((os.getpid(), fd))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise _WouldWait from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
     def _forget_connections(self) -> None:
         """In a forked child: never touch the parent's connections, open new ones."""
         self._local = threading.local()
@@ -149,9 +184,13 @@ class SqliteStore(Store):
         self._closed = True
         with self._conns_lock:
             mine = [c for pid, c in self._conns if pid == os.getpid()]
+            fds = [fd for pid, fd in self._lockfds if pid == os.getpid()]
             self._conns.clear()
+            self._lockfds.clear()
         for conn in mine:  # a forked child must not close its parent's connections
             conn.close()
+        for fd in fds:
+            os.close(fd)
 
     def _init_schema(self, conn: sqlite3.Connection, accounting: bool) -> bool:
         _sqlite_schema.create(conn, self.path, accounting=accounting)
@@ -162,23 +201,43 @@ class SqliteStore(Store):
     def batch(
         self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None
     ) -> list[Any]:
-        if len(ops) == 1 and idempotency is None:
-            # One statement in autocommit needs no explicit transaction: a write
-            # statement takes the write lock at its start, like BEGIN IMMEDIATE, and
-            # commits at its end. The two commonest calls take this path.
+        if len(ops) == 1 and type(ops[0]) is Get and not ops[0].refresh:
             op = ops[0]
-            if type(op) is Get and not op.refresh:
-                try:  # the hottest call: straight to this thread's open connection
-                    return [self._get(self._local.conn, namespace, op, self.clock())]
-                except (AttributeError, sqlite3.Error):
-                    pass  # no connection yet, closed, or busy: the general path decides
-                return [self._run(self._get, namespace, op, self.clock())]
-            if type(op) is Put and op.if_version is None and self.limits is None:
-                result = [self._run(self._put, namespace, op, self.clock())]
-                self._maybe_sweep()
-                return result
+            try:  # the hottest call: straight to this thread's open connection
+                return [self._get(self._local.conn, namespace, op, self.clock())]
+            except (AttributeError, sqlite3.Error):
+                pass  # no connection yet, closed, or busy: the general path decides
+            return [self._run(self._get, namespace, op, self.clock())]
         if is_read_only(ops):
             return self._run(self._read, namespace, ops)  # type: ignore[no-any-return]
+        with self._writer(wait=True):
+            return self._write_batch(namespace, ops, idempotency)
+
+    def try_batch(
+        self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None
+    ) -> list[Any] | None:
+        """:meth:`batch` if no other botwire writer holds the file, else ``None`` at once."""
+        if is_read_only(ops):
+            return self.batch(namespace, ops)  # readers never wait for writers (WAL)
+        try:
+            with self._writer(wait=False):
+                return self._write_batch(namespace, ops, idempotency)
+        except _WouldWait:
+            return None
+
+    def _write_batch(
+        self, namespace: str, ops: Sequence[Op], idempotency: Idempotency | None
+    ) -> list[Any]:
+        """A write batch, with this thread holding the writer lock."""
+        op = ops[0]
+        plain = self.limits is None and idempotency is None
+        if plain and len(ops) == 1 and type(op) is Put and op.if_version is None:
+            # One statement in autocommit needs no explicit transaction: a write
+            # statement takes the write lock at its start, like BEGIN IMMEDIATE,
+            # and commits at its end.
+            result = [self._run(self._put, namespace, op, self.clock())]
+            self._maybe_sweep()
+            return result
         if idempotency is not None:
             replay = self._run(self._claim, namespace, idempotency)
             if replay is not None:
@@ -197,29 +256,29 @@ class SqliteStore(Store):
         now = self.clock()
         if now - self._last_sweep >= self._sweep_interval:
             self._last_sweep = now
-            if self.sweep(_SWEEP_BATCH) == _SWEEP_BATCH:
+            if self._run(self._sweep, _SWEEP_BATCH) == _SWEEP_BATCH:
                 self._last_sweep = 0.0  # a backlog: take the next batch on the next write
 
     def sweep(self, limit: int = 1000) -> int:
         """Delete up to ``limit`` expired items, and forget old tombstones and idempotency keys."""
-
-        def run(conn: sqlite3.Connection) -> int:
-            now = self.clock()
-            conn.execute("BEGIN IMMEDIATE")
-            removed = conn.execute(
-                "DELETE FROM items WHERE rowid IN "
-                "(SELECT rowid FROM items WHERE expires_at <= ? LIMIT ?)",
-                (now, limit),
-            ).rowcount
-            self._prune_tombstones(conn, now)
-            conn.execute(
-                "DELETE FROM idempotency WHERE claimed_at <= ?", (now - _logic.IDEMPOTENCY_TTL,)
-            )
-            conn.execute("COMMIT")
-            return int(removed)
-
-        removed: int = self._run(run)
+        with self._writer(wait=True):
+            removed: int = self._run(self._sweep, limit)
         return removed
+
+    def _sweep(self, conn: sqlite3.Connection, limit: int) -> int:
+        now = self.clock()
+        conn.execute("BEGIN IMMEDIATE")
+        removed = conn.execute(
+            "DELETE FROM items WHERE rowid IN "
+            "(SELECT rowid FROM items WHERE expires_at <= ? LIMIT ?)",
+            (now, limit),
+        ).rowcount
+        self._prune_tombstones(conn, now)
+        conn.execute(
+            "DELETE FROM idempotency WHERE claimed_at <= ?", (now - _logic.IDEMPOTENCY_TTL,)
+        )
+        conn.execute("COMMIT")
+        return int(removed)
 
     def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Call ``fn(conn, *args)``, retrying while the file is locked; map sqlite errors."""

@@ -1,0 +1,201 @@
+"""HTTP server throughput and latency: botwire against its peers, in one run, on loopback.
+
+    python benchmarks/server.py [--seconds 10] [--connections 32] [--workers 2]
+
+Each system runs under uvicorn with ``--workers`` processes on a fresh SQLite
+file, is filled with 1,000 keys of ~1 KB, then measured:
+
+* sequential latency: one httpx keep-alive client, p50/p99 of 1,000 GETs and PUTs;
+* throughput under load: wrk (Debian's ``wrk``) with ``--connections`` connections
+  for ``--seconds`` each on GET and PUT; every PUT writes a different body.
+
+Peers: ``peers/minimal_app.py`` (FastAPI + sqlite3 with the same pragmas: the
+practical limit) and ``peers/reference_app.py`` (a replica of the reference
+BotWire endpoints). botwire runs with its limits off (``--writes-per-day 0
+--max-bytes 0``) and ``synchronous=full``, like the peers. wrk shares the two
+cores with the servers: its figures are fair only as ratios within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+TEXT = "lorem ipsum dolor sit amet, " * 35  # ~1 KB
+
+
+@dataclass
+class System:
+    name: str
+    command: list[str]
+    get_path: str  # with {i}
+    put_path: str
+    put_body: str  # with {n}, a Lua/printf format producing JSON
+
+
+def systems(port: int, db: Path, workers: int) -> list[System]:
+    uvicorn = [sys.executable, "-m", "uvicorn", "--port", str(port), "--workers", str(workers),
+               "--log-level", "warning"]
+    return [
+        System(
+            "botwire",
+            [sys.executable, "-m", "botwire.cli", "serve", "--port", str(port), "--db",
+             str(db), "--workers", str(workers), "--writes-per-day", "0", "--max-bytes", "0"],
+            "/v1/ns/bench/keys/k{i}", "/v1/ns/bench/keys/k{i}",
+            '{"value": {"n": %d, "text": "' + TEXT + '"}}',
+        ),
+        System(
+            "minimal FastAPI + sqlite3",
+            [*uvicorn, "benchmarks.peers.minimal_app:app"],
+            "/kv/k{i}", "/kv/k{i}", '{"n": %d, "text": "' + TEXT + '"}',
+        ),
+        System(
+            "reference BotWire replica",
+            [*uvicorn, "benchmarks.peers.reference_app:app"],
+            "/memory/bench/k{i}", "/memory/bench/k{i}", '{"value": "%d ' + TEXT + '"}',
+        ),
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running(system: System, db: Path, port: int) -> Iterator[str]:
+    env = {**os.environ, "BENCH_DB": str(db), "BENCH_SYNCHRONOUS": "full"}
+    proc = subprocess.Popen(system.command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(url + "/", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise TimeoutError(f"{system.name} did not start")
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def fill_and_time(url: str, system: System, keys: int = 1000) -> tuple[float, float, float, float]:
+    """Fill ``keys`` keys, then p50/p99 (ms) of sequential GETs and PUTs on one connection."""
+    headers = {"content-type": "application/json"}
+    with httpx.Client(base_url=url, timeout=30) as http:
+        for i in range(keys):
+            r = http.put(system.put_path.format(i=i), content=system.put_body % i, headers=headers)
+            r.raise_for_status()
+        gets, puts = [], []
+        for n in range(keys):
+            start = time.perf_counter()
+            http.get(system.get_path.format(i=n % keys)).raise_for_status()
+            gets.append(time.perf_counter() - start)
+            body = system.put_body % (keys + n)
+            start = time.perf_counter()
+            http.put(system.put_path.format(i=n % keys), content=body, headers=headers)
+            puts.append(time.perf_counter() - start)
+    return _pct(gets, 50), _pct(gets, 99), _pct(puts, 50), _pct(puts, 99)
+
+
+def _pct(samples: list[float], p: int) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, len(ordered) * p // 100)] * 1000
+
+
+def wrk(url: str, system: System, method: str, seconds: int, connections: int) -> tuple[float, float, int]:
+    """(requests/s, p99 ms, non-2xx answers) from wrk."""
+    path = (system.get_path if method == "GET" else system.put_path).replace("{i}", "%d")
+    body = system.put_body.replace('"', '\\"')
+    script = (
+        "local n = 0\n"
+        "request = function()\n"
+        "  n = n + 1\n"
+        f'  local path = string.format("{path}", n % 1000)\n'
+        + (
+            '  return wrk.format("GET", path)\n'
+            if method == "GET"
+            else f'  return wrk.format("PUT", path, {{["Content-Type"] = "application/json"}}, '
+            f'string.format("{body}", n))\n'
+        )
+        + "end\n"
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script)
+    try:
+        out = subprocess.run(
+            ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", f.name, url],
+            capture_output=True, text=True, timeout=seconds + 60, check=True,
+        ).stdout
+    finally:
+        os.unlink(f.name)
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    assert p99 is not None, out
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return rate, float(p99.group(1)) * scale, int(bad.group(1)) if bad else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("needs wrk: apt-get install wrk")
+
+    rows: dict[str, list[tuple[float, ...]]] = {}
+    for _ in range(args.rounds):
+        with tempfile.TemporaryDirectory(prefix="botwire-server-bench-") as tmp:
+            port = free_port()
+            for system in systems(port, Path(tmp) / "botwire.db", args.workers):
+                db = Path(tmp) / f"{system.name.split()[0]}.db"
+                with running(system, db, port) as url:
+                    latency = fill_and_time(url, system)
+                    get = wrk(url, system, "GET", args.seconds, args.connections)
+                    put = wrk(url, system, "PUT", args.seconds, args.connections)
+                rows.setdefault(system.name, []).append((*latency, *get, *put))
+
+    med = {name: [statistics.median(col) for col in zip(*runs, strict=True)]
+           for name, runs in rows.items()}
+    minimal, reference = med["minimal FastAPI + sqlite3"], med["reference BotWire replica"]
+    print(f"{args.workers} workers, {args.connections} connections, {args.seconds} s per wrk run, "
+          f"~1 KB values, synchronous=FULL, median of {args.rounds} round(s)\n")
+    print("| server | seq GET p50 / p99 ms | seq PUT p50 / p99 ms | GET req/s | PUT req/s | "
+          "GET p99 ms | PUT p99 ms | GET vs minimal | PUT vs minimal | GET vs reference | "
+          "PUT vs reference | non-2xx |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, m in med.items():
+        print(f"| {name} | {m[0]:.2f} / {m[1]:.2f} | {m[2]:.2f} / {m[3]:.2f} | {m[4]:,.0f} | "
+              f"{m[7]:,.0f} | {m[5]:.1f} | {m[8]:.1f} | {m[4] / minimal[4]:.2f}x | "
+              f"{m[7] / minimal[7]:.2f}x | {m[4] / reference[4]:.2f}x | "
+              f"{m[7] / reference[7]:.2f}x | {int(m[6] + m[9])} |")
+
+
+if __name__ == "__main__":
+    main()
