@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -25,6 +26,7 @@ from .errors import json_response
 from .metrics import Metrics
 from .middleware import BodyLimit, RecordMetrics
 from .settings import Settings
+from .writes import WriteQueue
 
 log = logging.getLogger("botwire.server")
 
@@ -44,8 +46,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         admin = SqliteStore(settings.db, synchronous=settings.synchronous)  # tokens: no limits
         app.state.store = store
+        app.state.writes = WriteQueue(store)
         app.state.tokens = Tokens(admin) if settings.auth == "token" else None
         sweeper = asyncio.create_task(_sweep_forever(store, settings.sweep_interval))
+        gc.freeze()  # what startup made lives forever: keep it out of every GC pass
         try:
             yield
         finally:

@@ -1,8 +1,7 @@
 """What every route does first: find the store, check the namespace and the caller, read the body.
 
 Reads run on the event loop (SQLite readers never wait on a writer in WAL);
-so do writes while no other writer holds the file; a write that would wait
-runs in the thread pool instead.
+writes go through the worker's group commit (``writes.py``).
 """
 
 from __future__ import annotations
@@ -59,9 +58,10 @@ async def write(
             b"%s %s\n%s" % (request.method.encode(), request.url.path.encode(), body)
         ).hexdigest()
         idempotency = Idempotency(idempotency_key, fingerprint)
+    if idempotency is None:  # group commit (see writes.py)
+        return await request.app.state.writes.submit(namespace, ops)  # type: ignore[no-any-return]
+    # Idempotent requests claim their key in a transaction of their own first.
     store = store_of(request)
-    # On the event loop when no other writer holds the file (a thread costs ~200 µs);
-    # in a thread, which may wait its turn, when one does.
     results = store.try_batch(namespace, ops, idempotency=idempotency)
     if results is None:
         results = await run_in_threadpool(store.batch, namespace, ops, idempotency=idempotency)

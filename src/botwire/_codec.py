@@ -50,6 +50,27 @@ def encode(value: Any) -> bytes:
     return data
 
 
+def encode_parsed(value: Any) -> bytes:
+    """Encode a value that :func:`botwire._wire.parse_json` produced: plain JSON already.
+
+    Only orjson's own refusals remain possible (a lone surrogate in a string).
+    """
+    orjson = _orjson or _load()
+    try:
+        data: bytes = orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
+        raise ValueNotSerializable(f"value is not serializable: {exc}") from None
+    return data
+
+
+def check_parsed(value: Any) -> Any:
+    """Refuse what a permissive JSON parser lets through (big integers, infinities)."""
+    reason = _reason(value)
+    if reason:
+        raise ValueNotSerializable(f"value is not serializable: {reason}")
+    return value
+
+
 def decode(data: bytes | str) -> Any:
     """Decode JSON bytes written by :func:`encode`."""
     return (_orjson or _load()).loads(data)

@@ -47,13 +47,15 @@ _LONG_NUMBER = re.compile(rb"\d{20,}")
 
 
 def parse_json(body: bytes) -> Any:
-    """Parse a request body strictly: no NaN, no silently rounded big integers."""
+    """Parse a request body strictly: plain JSON values only, so they need no more checks.
+
+    No NaN or infinity, and no integer past 64 bits (orjson would round those to
+    floats: bodies with long digit runs go through an exact parser and are refused).
+    """
     try:
         if _LONG_NUMBER.search(body) is None:
             return _codec.decode(body)
-        # orjson would turn integers past 64 bits into floats; keep them exact so the
-        # codec refuses them instead of storing a changed number.
-        return json.loads(body, parse_constant=_refuse_constant)
+        return _codec.check_parsed(json.loads(body, parse_constant=_refuse_constant))
     except ValueError as exc:  # orjson.JSONDecodeError and json.JSONDecodeError both
         raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
     except RecursionError:
@@ -87,7 +89,10 @@ def key_path(key: str) -> str:
 
 
 def op_from_json(data: Any) -> Op:
-    """One operation from its JSON object, checked; raises ``InvalidRequest``/``InvalidName``."""
+    """One operation from its JSON object (as :func:`parse_json` returns it), checked.
+
+    Raises ``InvalidRequest`` or ``InvalidName``.
+    """
     obj = _object(data, "an operation")
     name = obj.get("op")
     if name == "get":
@@ -106,7 +111,7 @@ def op_from_json(data: Any) -> Op:
             raise InvalidRequest('an append needs a non-empty list of "items"')
         return Append(
             check_key(obj.get("key")),
-            _codec.encode(items),
+            _codec.encode_parsed(items),
             check_count(obj.get("max_len"), "max_len"),
             *_ttl_or_keep(obj),
         )
@@ -139,7 +144,7 @@ def put_from_json(key: str, obj: dict[str, Any]) -> Put:
     """A put of ``obj["value"]`` under ``key``; ``ttl`` absent or null: never expires."""
     return Put(
         key,
-        _codec.encode(obj["value"]),
+        _codec.encode_parsed(obj["value"]),
         check_ttl(obj.get("ttl")),
         check_version(obj.get("if_version")),
     )

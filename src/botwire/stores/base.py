@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+from .._errors import BotwireError
 from .._ops import Idempotency, Op
 
 
@@ -68,6 +69,24 @@ class Store(ABC):
         thread. By default there is no way to tell, so always ``None``.
         """
         return None
+
+    def batch_group(
+        self, group: Sequence[tuple[str, Sequence[Op]]], *, wait: bool = True
+    ) -> list[list[Any] | BotwireError] | None:
+        """Apply several ``(namespace, ops)`` batches, each atomic on its own.
+
+        Each answer is that batch's results or the error that refused it. A store
+        with real transactions commits the group at once (one fsync for all); the
+        default applies them one after another. ``wait=False`` may return ``None``
+        where the store would have to wait for another writer.
+        """
+        answers: list[list[Any] | BotwireError] = []
+        for namespace, ops in group:
+            try:
+                answers.append(self.batch(namespace, ops))
+            except BotwireError as exc:
+                answers.append(exc)
+        return answers
 
     def sweep(self, limit: int = 1000) -> int:
         """Delete up to ``limit`` expired items now; return how many went."""

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .._errors import (
+    BotwireError,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
     InvalidURL,
@@ -225,6 +226,24 @@ class SqliteStore(Store):
         except _WouldWait:
             return None
 
+    def batch_group(
+        self, group: Sequence[tuple[str, Sequence[Op]]], *, wait: bool = True
+    ) -> list[list[Any] | BotwireError] | None:
+        """Write batches together: each atomic on its own, all in one transaction.
+
+        Each answer is that batch's results, or the error that refused it alone
+        (a ``Conflict``, a limit...). One commit, one fsync, for the whole group;
+        nothing is visible or acknowledged before it. ``wait=False``: ``None`` at
+        once if another botwire writer holds the file.
+        """
+        try:
+            with self._writer(wait=wait):
+                answers: list[list[Any] | BotwireError] = self._run(self._write_group, group)
+        except _WouldWait:
+            return None
+        self._maybe_sweep()
+        return answers
+
     def _write_batch(
         self, namespace: str, ops: Sequence[Op], idempotency: Idempotency | None
     ) -> list[Any]:
@@ -317,8 +336,38 @@ class SqliteStore(Store):
     def _write(
         self, conn: sqlite3.Connection, ns: str, ops: Sequence[Op], idem: Idempotency | None
     ) -> list[Any]:
+        conn.execute("BEGIN IMMEDIATE")
+        results = self._apply_batch(conn, ns, ops, idem, self.clock())
+        conn.execute("COMMIT")
+        return results
+
+    def _write_group(
+        self, conn: sqlite3.Connection, group: Sequence[tuple[str, Sequence[Op]]]
+    ) -> list[list[Any] | BotwireError]:
+        """Each batch in its own savepoint, all of them in one transaction: one fsync."""
         now = self.clock()
         conn.execute("BEGIN IMMEDIATE")
+        answers: list[list[Any] | BotwireError] = []
+        for ns, ops in group:
+            conn.execute("SAVEPOINT one")
+            try:
+                answers.append(self._apply_batch(conn, ns, ops, None, now))
+            except BotwireError as exc:  # this batch fails alone
+                conn.execute("ROLLBACK TO one")
+                answers.append(exc)
+            conn.execute("RELEASE one")
+        conn.execute("COMMIT")
+        return answers
+
+    def _apply_batch(
+        self,
+        conn: sqlite3.Connection,
+        ns: str,
+        ops: Sequence[Op],
+        idem: Idempotency | None,
+        now: float,
+    ) -> list[Any]:
+        """The body of a write transaction: checks, ops, limits, the idempotency record."""
         _logic.check_conflicts(ops, lambda key: self._live_version(conn, ns, key, now))
         limits = self.limits
         if limits is not None:
@@ -343,7 +392,6 @@ class SqliteStore(Store):
                 "UPDATE idempotency SET results = ? WHERE ns = ? AND key = ?",
                 (_logic.encode_results(results), ns, idem.key),
             )
-        conn.execute("COMMIT")
         return results
 
     @staticmethod
