@@ -36,6 +36,7 @@ def serve(args: argparse.Namespace) -> int:
         workers=settings.workers,
         timeout_graceful_shutdown=10,
         log_level="info",
+        access_log=args.access_log,  # a line per request costs ~10% of throughput
     )
     return 0
 
@@ -83,6 +84,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--max-value-bytes", type=int, help="one value; 0: no limit")
     p.add_argument("--max-body-bytes", type=int, help="one request; 0: no limit")
     p.add_argument("--sweep-interval", type=float, help="seconds between expiry sweeps")
+    p.add_argument("--access-log", action="store_true", help="log every request (off: faster)")
 
     p = sub.add_parser("token", help="create, list and revoke API tokens of a server")
     p.set_defaults(run=token)

@@ -7,6 +7,8 @@ not grow with the data stored.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -45,6 +47,8 @@ class Metrics:
             ["code"],
             registry=self.registry,
         )
+        self._requests: dict[tuple[str, str, int], Any] = {}
+        self._latency: dict[str, Any] = {}
 
     def observe(
         self, method: str, route: str, status: int, seconds: float, code: str | None
