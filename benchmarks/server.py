@@ -50,25 +50,53 @@ class System:
 
 
 def systems(port: int, db: Path, workers: int) -> list[System]:
-    uvicorn = [sys.executable, "-m", "uvicorn", "--port", str(port), "--workers", str(workers),
-               "--log-level", "warning"]
+    uvicorn = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+    ]
     return [
         System(
             "botwire",
-            [sys.executable, "-m", "botwire.cli", "serve", "--port", str(port), "--db",
-             str(db), "--workers", str(workers), "--writes-per-day", "0", "--max-bytes", "0"],
-            "/v1/ns/bench/keys/k{i}", "/v1/ns/bench/keys/k{i}",
+            [
+                sys.executable,
+                "-m",
+                "botwire.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--db",
+                str(db),
+                "--workers",
+                str(workers),
+                "--writes-per-day",
+                "0",
+                "--max-bytes",
+                "0",
+            ],
+            "/v1/ns/bench/keys/k{i}",
+            "/v1/ns/bench/keys/k{i}",
             '{"value": {"n": %d, "text": "' + TEXT + '"}}',
         ),
         System(
             "minimal FastAPI + sqlite3",
             [*uvicorn, "benchmarks.peers.minimal_app:app"],
-            "/kv/k{i}", "/kv/k{i}", '{"n": %d, "text": "' + TEXT + '"}',
+            "/kv/k{i}",
+            "/kv/k{i}",
+            '{"n": %d, "text": "' + TEXT + '"}',
         ),
         System(
             "reference BotWire replica",
             [*uvicorn, "benchmarks.peers.reference_app:app"],
-            "/memory/bench/k{i}", "/memory/bench/k{i}", '{"value": "%d ' + TEXT + '"}',
+            "/memory/bench/k{i}",
+            "/memory/bench/k{i}",
+            '{"value": "%d ' + TEXT + '"}',
         ),
     ]
 
@@ -82,8 +110,14 @@ def free_port() -> int:
 @contextmanager
 def running(system: System, db: Path, port: int) -> Iterator[str]:
     env = {**os.environ, "BENCH_DB": str(db), "BENCH_SYNCHRONOUS": "full"}
-    proc = subprocess.Popen(system.command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        system.command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -125,7 +159,9 @@ def _pct(samples: list[float], p: int) -> float:
     return ordered[min(len(ordered) - 1, len(ordered) * p // 100)] * 1000
 
 
-def wrk(url: str, system: System, method: str, seconds: int, connections: int) -> tuple[float, float, int]:
+def wrk(
+    url: str, system: System, method: str, seconds: int, connections: int
+) -> tuple[float, float, int]:
     """(requests/s, p99 ms, non-2xx answers) from wrk."""
     path = (system.get_path if method == "GET" else system.put_path).replace("{i}", "%d")
     body = system.put_body.replace('"', '\\"')
@@ -147,7 +183,10 @@ def wrk(url: str, system: System, method: str, seconds: int, connections: int) -
     try:
         out = subprocess.run(
             ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", f.name, url],
-            capture_output=True, text=True, timeout=seconds + 60, check=True,
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=True,
         ).stdout
     finally:
         os.unlink(f.name)
@@ -181,20 +220,28 @@ def main() -> None:
                     put = wrk(url, system, "PUT", args.seconds, args.connections)
                 rows.setdefault(system.name, []).append((*latency, *get, *put))
 
-    med = {name: [statistics.median(col) for col in zip(*runs, strict=True)]
-           for name, runs in rows.items()}
+    med = {
+        name: [statistics.median(col) for col in zip(*runs, strict=True)]
+        for name, runs in rows.items()
+    }
     minimal, reference = med["minimal FastAPI + sqlite3"], med["reference BotWire replica"]
-    print(f"{args.workers} workers, {args.connections} connections, {args.seconds} s per wrk run, "
-          f"~1 KB values, synchronous=FULL, median of {args.rounds} round(s)\n")
-    print("| server | seq GET p50 / p99 ms | seq PUT p50 / p99 ms | GET req/s | PUT req/s | "
-          "GET p99 ms | PUT p99 ms | GET vs minimal | PUT vs minimal | GET vs reference | "
-          "PUT vs reference | non-2xx |")
+    print(
+        f"{args.workers} workers, {args.connections} connections, {args.seconds} s per wrk run, "
+        f"~1 KB values, synchronous=FULL, median of {args.rounds} round(s)\n"
+    )
+    print(
+        "| server | seq GET p50 / p99 ms | seq PUT p50 / p99 ms | GET req/s | PUT req/s | "
+        "GET p99 ms | PUT p99 ms | GET vs minimal | PUT vs minimal | GET vs reference | "
+        "PUT vs reference | non-2xx |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, m in med.items():
-        print(f"| {name} | {m[0]:.2f} / {m[1]:.2f} | {m[2]:.2f} / {m[3]:.2f} | {m[4]:,.0f} | "
-              f"{m[7]:,.0f} | {m[5]:.1f} | {m[8]:.1f} | {m[4] / minimal[4]:.2f}x | "
-              f"{m[7] / minimal[7]:.2f}x | {m[4] / reference[4]:.2f}x | "
-              f"{m[7] / reference[7]:.2f}x | {int(m[6] + m[9])} |")
+        print(
+            f"| {name} | {m[0]:.2f} / {m[1]:.2f} | {m[2]:.2f} / {m[3]:.2f} | {m[4]:,.0f} | "
+            f"{m[7]:,.0f} | {m[5]:.1f} | {m[8]:.1f} | {m[4] / minimal[4]:.2f}x | "
+            f"{m[7] / minimal[7]:.2f}x | {m[4] / reference[4]:.2f}x | "
+            f"{m[7] / reference[7]:.2f}x | {int(m[6] + m[9])} |"
+        )
 
 
 if __name__ == "__main__":

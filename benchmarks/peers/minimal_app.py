@@ -16,8 +16,12 @@ import time
 from fastapi import FastAPI, Request, Response
 
 app = FastAPI()
-conn = sqlite3.connect(os.environ.get("BENCH_DB", "minimal.db"), timeout=10, isolation_level=None,
-                       check_same_thread=False)
+conn = sqlite3.connect(
+    os.environ.get("BENCH_DB", "minimal.db"),
+    timeout=10,
+    isolation_level=None,
+    check_same_thread=False,
+)
 conn.execute("PRAGMA journal_mode=WAL")
 conn.execute(f"PRAGMA synchronous={os.environ.get('BENCH_SYNCHRONOUS', 'full')}")
 conn.execute("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB, updated REAL)")

@@ -50,5 +50,10 @@ def get(namespace: str, key: str) -> dict[str, object]:
         ).fetchone()
     if row is None:
         raise HTTPException(404, "not found")
-    return {"namespace": namespace, "key": key, "value": row[0], "created_at": row[1],
-            "updated_at": row[2]}
+    return {
+        "namespace": namespace,
+        "key": key,
+        "value": row[0],
+        "created_at": row[1],
+        "updated_at": row[2],
+    }

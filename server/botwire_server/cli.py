@@ -88,9 +88,12 @@ def add_commands(sub: Any) -> None:
 
     p = sub.add_parser("token", help="create, list and revoke API tokens of a server")
     p.set_defaults(run=token)
-    p.add_argument("--db", help="the server's SQLite file")
+    db_help = "the server's SQLite file (default: server.db in $BOTWIRE_HOME)"
+    p.add_argument("--db", help=db_help)
+    db = argparse.ArgumentParser(add_help=False)  # --db after the subcommand too
+    db.add_argument("--db", default=argparse.SUPPRESS, help=db_help)
     tsub = p.add_subparsers(dest="token_command", required=True)
-    create = tsub.add_parser("create", help="mint a token; it is printed once")
+    create = tsub.add_parser("create", help="mint a token; it is printed once", parents=[db])
     create.add_argument(
         "--namespaces",
         action="append",
@@ -98,6 +101,6 @@ def add_commands(sub: Any) -> None:
         help="patterns such as 'user-*' (repeat, or separate with commas)",
     )
     create.add_argument("--read-only", action="store_true")
-    tsub.add_parser("list", help="list tokens (never their secrets)")
-    revoke = tsub.add_parser("revoke", help="revoke a token by id")
+    tsub.add_parser("list", help="list tokens (never their secrets)", parents=[db])
+    revoke = tsub.add_parser("revoke", help="revoke a token by id", parents=[db])
     revoke.add_argument("id")

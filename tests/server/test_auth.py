@@ -150,7 +150,7 @@ def test_token_cli_round_trip(tmp_path: Path) -> None:
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "botwire.cli", "token", "--db", db, *args],
+            [sys.executable, "-m", "botwire.cli", "token", *args, "--db", db],
             capture_output=True,
             text=True,
             timeout=60,
