@@ -55,12 +55,12 @@ def _botwire(tmp: Path, sync: str) -> tuple[Setter, Getter, Callable[[], None]]:
 def _raw(tmp: Path, sync: str) -> tuple[Setter, Getter, Callable[[], None]]:
     import sqlite3
 
-    from botwire.stores.sqlite import _ITEMS_TABLE
+    from botwire.stores._sqlite_schema import ITEMS_TABLE
 
     conn = sqlite3.connect(tmp / "raw.db", isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={sync}")
-    for statement in _ITEMS_TABLE:  # botwire's table and index, without its version sequence
+    for statement in ITEMS_TABLE:  # botwire's table and index, without its version sequence
         conn.execute(statement)
     upsert = (
         "INSERT INTO items VALUES ('bench', ?, ?, 0, ?, ?, NULL, NULL) ON CONFLICT (ns, key) "

@@ -160,7 +160,7 @@ def _pct(samples: list[float], p: int) -> float:
 
 
 def wrk(
-    url: str, system: System, method: str, seconds: int, connections: int
+    url: str, system: System, method: str, seconds: int, connections: int, keys: int
 ) -> tuple[float, float, int]:
     """(requests/s, p99 ms, non-2xx answers) from wrk."""
     path = (system.get_path if method == "GET" else system.put_path).replace("{i}", "%d")
@@ -169,7 +169,7 @@ def wrk(
         "local n = 0\n"
         "request = function()\n"
         "  n = n + 1\n"
-        f'  local path = string.format("{path}", n % 1000)\n'
+        f'  local path = string.format("{path}", n % {keys})\n'
         + (
             '  return wrk.format("GET", path)\n'
             if method == "GET"
@@ -204,6 +204,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--keys", type=int, default=1000, help="keys filled, and sequential calls")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("needs wrk: apt-get install wrk")
@@ -215,9 +216,9 @@ def main() -> None:
             for system in systems(port, Path(tmp) / "botwire.db", args.workers):
                 db = Path(tmp) / f"{system.name.split()[0]}.db"
                 with running(system, db, port) as url:
-                    latency = fill_and_time(url, system)
-                    get = wrk(url, system, "GET", args.seconds, args.connections)
-                    put = wrk(url, system, "PUT", args.seconds, args.connections)
+                    latency = fill_and_time(url, system, args.keys)
+                    get = wrk(url, system, "GET", args.seconds, args.connections, args.keys)
+                    put = wrk(url, system, "PUT", args.seconds, args.connections, args.keys)
                 rows.setdefault(system.name, []).append((*latency, *get, *put))
 
     med = {

@@ -1,0 +1,56 @@
+"""The benchmark scripts still run (tiny sizes; the figures themselves are not checked)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).parent.parent / "benchmarks"
+
+
+def test_embedded_benchmark_runs() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "embedded.py"),
+            "--keys",
+            "30",
+            "--rounds",
+            "1",
+            "--sync",
+            "normal",
+            "--systems",
+            "botwire",
+            "raw sqlite3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "| botwire | NORMAL |" in result.stdout and "import botwire:" in result.stdout
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (apt-get install wrk)")
+def test_server_benchmark_runs() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "server.py"),
+            "--seconds",
+            "1",
+            "--keys",
+            "20",
+            "--connections",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "| botwire |" in result.stdout and "| reference BotWire replica |" in result.stdout
