@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             synchronous=settings.synchronous,
             limits=settings.limits,
             accounting=True,
+            writer_lock=True,  # workers take turns without busy-wait sleeps
             sweep_interval=float("inf"),  # the sweeper task does it
         )
         admin = SqliteStore(settings.db, synchronous=settings.synchronous)  # tokens: no limits

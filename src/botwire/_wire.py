@@ -55,11 +55,12 @@ def parse_json(body: bytes) -> Any:
     try:
         if _LONG_NUMBER.search(body) is None:
             return _codec.decode(body)
-        return _codec.check_parsed(json.loads(body, parse_constant=_refuse_constant))
+        exact = json.loads(body, parse_constant=_refuse_constant)
     except ValueError as exc:  # orjson.JSONDecodeError and json.JSONDecodeError both
         raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
     except RecursionError:
         raise InvalidRequest("the body is nested too deeply") from None
+    return _codec.check_parsed(exact)
 
 
 def _refuse_constant(name: str) -> Any:

@@ -7,12 +7,13 @@ Promises, each backed by a test in ``tests/stores/``:
 * ``synchronous=FULL`` by default: a write that returned survives a process
   kill *and* a power loss. ``synchronous=normal`` keeps the first promise only:
   a power cut may roll back the last commits, never corrupt the file.
-* botwire's writers take turns through ``flock`` on ``<file>-lock`` first: a
-  waiting writer wakes the moment the lock is free, where SQLite's busy handler
-  would poll with sleeps of up to 100 ms. Waits beyond that (other programs on
-  the file) go to SQLite's busy handler, then jittered retries, for up to
-  ``timeout`` seconds; past that :class:`Unavailable`. ``database is locked``
-  never reaches the caller.
+* Writers wait up to ``timeout`` seconds for one another: SQLite's busy
+  handler, then jittered retries for the cases it does not cover; past that
+  :class:`Unavailable`. ``database is locked`` never reaches the caller. With
+  ``writer_lock=True`` (the server, whose workers always contend) writers first
+  take turns through ``flock`` on ``<file>-lock``: a waiting writer wakes the
+  moment the lock is free, where the busy handler polls with sleeps of up to
+  100 ms. It costs ~10 µs a write, so embedded use leaves it off.
 * One connection per thread, never carried across ``fork``: a child process
   opens its own.
 * Not for network file systems (NFS, SMB): their locks break SQLite's.
@@ -111,8 +112,10 @@ class SqliteStore(Store):
         sweep_interval: float = 60.0,
         limits: Limits | None = None,
         accounting: bool = False,
+        writer_lock: bool = False,
     ) -> None:
         self.path = os.fspath(path)
+        self._flock = writer_lock and fcntl is not None and os.fspath(path) != ":memory:"
         self.limits = limits if limits and limits.active else None
         self.synchronous = synchronous.upper()
         if self.synchronous not in _SYNCHRONOUS:
@@ -157,7 +160,7 @@ class SqliteStore(Store):
     @contextlib.contextmanager
     def _writer(self, *, wait: bool) -> Iterator[None]:
         """Hold the writer lock (``flock`` on ``<file>-lock``) of this thread's connection."""
-        if fcntl is None or self.path == ":memory:":
+        if not self._flock:
             yield
             return
         fd: int | None = getattr(self._local, "lockfd", None)
