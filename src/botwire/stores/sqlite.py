@@ -205,15 +205,26 @@ class SqliteStore(Store):
     def batch(
         self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None
     ) -> list[Any]:
-        if len(ops) == 1 and type(ops[0]) is Get and not ops[0].refresh:
+        if len(ops) == 1 and idempotency is None:  # the commonest calls, kept short
             op = ops[0]
-            try:  # the hottest call: straight to this thread's open connection
-                return [self._get(self._local.conn, namespace, op, self.clock())]
-            except (AttributeError, sqlite3.Error):
-                pass  # no connection yet, closed, or busy: the general path decides
-            return [self._run(self._get, namespace, op, self.clock())]
+            kind = type(op)
+            if kind is Get and not op.refresh:  # type: ignore[union-attr]
+                try:  # straight to this thread's open connection
+                    return [self._get(self._local.conn, namespace, op, self.clock())]  # type: ignore[arg-type]
+                except (AttributeError, sqlite3.Error):
+                    pass  # no connection yet, closed, or busy: the general path decides
+                return [self._run(self._get, namespace, op, self.clock())]
+            if kind is Put and op.if_version is None and self.limits is None and not self._flock:  # type: ignore[union-attr]
+                # One statement in autocommit needs no explicit transaction: a write
+                # statement takes the write lock at its start, like BEGIN IMMEDIATE,
+                # and commits at its end.
+                result = [self._run(self._put, namespace, op, self.clock())]
+                self._maybe_sweep()
+                return result
         if is_read_only(ops):
             return self._run(self._read, namespace, ops)  # type: ignore[no-any-return]
+        if not self._flock:
+            return self._write_batch(namespace, ops, idempotency)
         with self._writer(wait=True):
             return self._write_batch(namespace, ops, idempotency)
 
@@ -250,16 +261,7 @@ class SqliteStore(Store):
     def _write_batch(
         self, namespace: str, ops: Sequence[Op], idempotency: Idempotency | None
     ) -> list[Any]:
-        """A write batch, with this thread holding the writer lock."""
-        op = ops[0]
-        plain = self.limits is None and idempotency is None
-        if plain and len(ops) == 1 and type(op) is Put and op.if_version is None:
-            # One statement in autocommit needs no explicit transaction: a write
-            # statement takes the write lock at its start, like BEGIN IMMEDIATE,
-            # and commits at its end.
-            result = [self._run(self._put, namespace, op, self.clock())]
-            self._maybe_sweep()
-            return result
+        """A write batch (holding the writer lock, where there is one)."""
         if idempotency is not None:
             replay = self._run(self._claim, namespace, idempotency)
             if replay is not None:
