@@ -73,10 +73,7 @@ class Tokens:
 
     def revoke(self, token_id: str) -> bool:
         """Revoke by id; ``False`` if there is no such token."""
-        try:
-            (record,) = self.store.batch(TOKENS_NS, [Get(token_id)])
-        except InvalidRequest:
-            return False
+        (record,) = self.store.batch(TOKENS_NS, [Get(token_id)])
         if record is None:
             return False
         self.store.batch(

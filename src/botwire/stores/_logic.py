@@ -50,19 +50,18 @@ def prefix_upper(prefix: str) -> str | None:
     return stripped[:-1] + chr(code)
 
 
-def conflicts(ops: Sequence[Op], live_version: Callable[[str], int]) -> list[str]:
-    """Keys whose ``if_version`` does not match; ``live_version`` gives 0 when absent."""
-    return [
+def check_conflicts(ops: Sequence[Op], live_version: Callable[[str], int]) -> None:
+    """Raise ``Conflict`` naming every key whose ``if_version`` does not match.
+
+    ``live_version`` gives a key's live version, 0 when it is absent.
+    """
+    failed = [
         op.key
         for op in ops
         if isinstance(op, (Put, Delete))
         and op.if_version is not None
         and live_version(op.key) != op.if_version
     ]
-
-
-def check_conflicts(ops: Sequence[Op], live_version: Callable[[str], int]) -> None:
-    failed = conflicts(ops, live_version)
     if failed:
         raise Conflict(keys=failed)
 
