@@ -99,10 +99,12 @@ class MemoryCore:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._namespace!r}, url={self._url!r})"
 
-    def _release(self) -> None:
+    def _release(self) -> Store | None:
+        """Stop using the store; the store to close if this was its last user."""
         store, self._store = self._store, _CLOSED
-        if self._url is not None and store is not _CLOSED:
-            _registry.release(store)
+        if self._url is not None and store is not _CLOSED and _registry.release(store):
+            return store
+        return None
 
     # -- building operations --------------------------------------------------------
 

@@ -194,7 +194,9 @@ class Memory(MemoryCore):
 
     def close(self) -> None:
         """Stop using the store; the last ``Memory`` on a URL closes it. Idempotent."""
-        self._release()
+        store = self._release()
+        if store is not None:
+            store.close()
 
     def __enter__(self) -> Memory:
         return self
@@ -311,7 +313,9 @@ class AsyncMemory(MemoryCore):
 
     async def close(self) -> None:
         """See :meth:`Memory.close`."""
-        self._release()
+        store = self._release()
+        if store is not None:
+            await store.aclose()
 
     async def __aenter__(self) -> AsyncMemory:
         return self

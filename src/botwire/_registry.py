@@ -54,34 +54,35 @@ def acquire(url: str | None, *, api_key: str | None = None, timeout: float = 10.
     with _lock:
         entry = _open.get(key)
         if entry is None:
-            entry = _open[key] = [open_store(key[0], timeout=timeout), 0]
+            entry = _open[key] = [open_store(key[0], timeout=timeout, api_key=api_key), 0]
         entry[1] += 1  # type: ignore[operator]
         return entry[0]  # type: ignore[return-value]
 
 
-def release(store: Store) -> None:
-    """Drop one use of ``store``; the last one closes it."""
+def release(store: Store) -> bool:
+    """Drop one use of ``store``; ``True`` when that was the last (the caller closes it)."""
     with _lock:
         for key, entry in _open.items():
             if entry[0] is store:
                 entry[1] -= 1  # type: ignore[operator]
                 if entry[1] == 0:
                     del _open[key]
-                    store.close()
-                return
+                    return True
+                return False
+    return False
 
 
-def open_store(url: str, *, timeout: float = 10.0) -> Store:
+def open_store(url: str, *, timeout: float = 10.0, api_key: str | None = None) -> Store:
     """A new store for ``url`` (not shared); raises :class:`InvalidURL`."""
     scheme = url.partition(":")[0].lower()
     opener = _SCHEMES.get(scheme)
     if opener is None or "://" not in url:
         known = ", ".join(f"{s}://" for s in _SCHEMES)
         raise InvalidURL(f"unknown store URL {url!r}: the schemes are {known}")
-    return opener(url, timeout)
+    return opener(url, timeout, api_key)
 
 
-def _open_sqlite(url: str, timeout: float) -> Store:
+def _open_sqlite(url: str, timeout: float, api_key: str | None) -> Store:
     from urllib.parse import parse_qsl, urlsplit
 
     from .stores.sqlite import SqliteStore
@@ -99,13 +100,24 @@ def _open_sqlite(url: str, timeout: float) -> Store:
     return SqliteStore(parts.path[1:], synchronous=synchronous, timeout=timeout)
 
 
-def _open_memory(url: str, timeout: float) -> Store:
+def _open_memory(url: str, timeout: float, api_key: str | None) -> Store:
     from .stores.memory import MemoryStore
 
     return MemoryStore()
 
 
-_SCHEMES: dict[str, Callable[[str, float], Store]] = {
+def _open_http(url: str, timeout: float, api_key: str | None) -> Store:
+    try:
+        from .stores.http import HttpStore
+    except ImportError:  # httpx is the one extra the client needs
+        raise InvalidURL(f"{url!r} needs httpx: pip install 'botwire[server]'") from None
+
+    return HttpStore(url, api_key=api_key or os.environ.get("BOTWIRE_API_KEY"), timeout=timeout)
+
+
+_SCHEMES: dict[str, Callable[[str, float, str | None], Store]] = {
     "sqlite": _open_sqlite,
     "memory": _open_memory,
+    "http": _open_http,
+    "https": _open_http,
 }

@@ -21,7 +21,46 @@ from ..conftest import FakeClock
 
 StoreFactory = Callable[[Path, FakeClock, Limits | None], Store]
 
+
+def _http(tmp: Path, clock: FakeClock, limits: Limits | None) -> Store:
+    """The HTTP store against the real server app, in process (sync and async)."""
+    import httpx
+    from fastapi.testclient import TestClient
+
+    from botwire.stores.http import HttpStore
+    from botwire_server import Settings, create_app
+
+    limits = limits or Limits()
+    settings = Settings(
+        db=str(tmp / "server.db"),
+        writes_per_day=limits.writes_per_day,
+        max_bytes=limits.max_bytes,
+        max_value_bytes=limits.max_value_bytes,
+        max_body_bytes=0,
+    )
+    app = create_app(settings)
+    client = TestClient(app).__enter__()  # runs the lifespan: the server's store opens
+    server_store = app.state.store
+    server_store.clock = clock
+
+    class ServedStore(HttpStore):
+        def sweep(self, limit: int = 1000) -> int:  # the server sweeps on its own timer
+            return int(server_store.sweep(limit))
+
+        def close(self) -> None:
+            super().close()
+            client.__exit__(None, None, None)
+
+    async_client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    )
+    store = ServedStore("http://testserver", client=client, async_client=async_client)
+    store.clock = clock
+    return store
+
+
 STORES: dict[str, StoreFactory] = {
+    "http": _http,
     "sqlite": lambda tmp, clock, limits: SqliteStore(tmp / "conf.db", clock=clock, limits=limits),
     "sqlite-normal": lambda tmp, clock, limits: SqliteStore(
         tmp / "conf.db", clock=clock, synchronous="normal", limits=limits

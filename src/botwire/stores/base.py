@@ -94,3 +94,7 @@ class Store(ABC):
 
     def close(self) -> None:  # noqa: B027 - most stores hold nothing to release
         """Release connections and files; later calls raise ``StoreClosed``."""
+
+    async def aclose(self) -> None:
+        """:meth:`close` from async code (closes async connections too, where there are)."""
+        self.close()
