@@ -145,7 +145,16 @@ class HttpStore(Store):
             return [record_from_json(data)]
         return [result_from_json(op, r) for op, r in zip(ops, data["results"], strict=True)]
 
-    # -- the primitive: one decision (backoff), two drivers --------------------------
+    # -- the primitive: one decision (_pause), two drivers ----------------------------
+
+    def _pause(
+        self, attempt: int, response: httpx.Response | None, failure: Exception, deadline: float
+    ) -> float:
+        """How long to wait before the next attempt; raises once the budget is spent."""
+        pause = backoff(attempt, response)
+        if time.monotonic() + pause > deadline:
+            raise _final(failure, self.url) from failure
+        return pause
 
     def batch(
         self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None
@@ -164,10 +173,7 @@ class HttpStore(Store):
                 if response.status_code not in RETRY_STATUSES:
                     return self._results(ops, response)
                 failure = error_from(response)
-            pause = backoff(attempt, response)
-            if time.monotonic() + pause > deadline:
-                raise _final(failure, self.url) from failure
-            time.sleep(pause)
+            time.sleep(self._pause(attempt, response, failure, deadline))
         raise Unavailable(f"{self.url}: too many retries")
 
     async def abatch(
@@ -188,10 +194,7 @@ class HttpStore(Store):
                 if response.status_code not in RETRY_STATUSES:
                     return self._results(ops, response)
                 failure = error_from(response)
-            pause = backoff(attempt, response)
-            if time.monotonic() + pause > deadline:
-                raise _final(failure, self.url) from failure
-            await asyncio.sleep(pause)
+            await asyncio.sleep(self._pause(attempt, response, failure, deadline))
         raise Unavailable(f"{self.url}: too many retries")
 
 
