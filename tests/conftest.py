@@ -23,11 +23,21 @@ class FakeClock:
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """No test touches the real user data dir or a BOTWIRE_URL from the environment."""
+    """No test touches the real user data or cache dir, or a BOTWIRE_URL from the environment."""
     home = tmp_path / "botwire-home"
     monkeypatch.setenv("BOTWIRE_HOME", str(home))
+    monkeypatch.setenv("BOTWIRE_CACHE_DIR", str(tmp_path / "botwire-cache"))
     monkeypatch.delenv("BOTWIRE_URL", raising=False)
     yield home
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _loopback_server() -> Iterator[None]:
+    """Stops the shared loopback uvicorn (tests/loopback.py) at the end, if one started."""
+    yield
+    from .loopback import close_loopback
+
+    close_loopback()
 
 
 @pytest.fixture

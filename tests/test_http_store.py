@@ -14,6 +14,7 @@ from botwire import Conflict, InvalidRequest, Memory, StoreError, Unavailable, W
 from botwire._codec import encode
 from botwire._errors import ERRORS_BY_CODE, BotwireError
 from botwire._ops import Get, Incr, Put
+from botwire.stores.cached import CachedStore
 from botwire.stores.http import HttpStore, error_from
 
 
@@ -121,6 +122,9 @@ def test_non_json_errors_still_map() -> None:
 
 def test_memory_over_http_url_and_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BOTWIRE_API_KEY", "bw_abc_secret")
-    with Memory("ns", url="http://127.0.0.1:9") as mem:
+    with Memory("ns", url="http://127.0.0.1:9", cache=False) as mem:
         assert isinstance(mem.store, HttpStore)
         assert mem.store._client.headers["authorization"] == "Bearer bw_abc_secret"
+    with Memory("ns", url="http://127.0.0.1:9") as cached:  # the read cache is on by default
+        assert isinstance(cached.store, CachedStore) and isinstance(cached.store.origin, HttpStore)
+        assert cached.store.origin._client.headers["authorization"] == "Bearer bw_abc_secret"

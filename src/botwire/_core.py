@@ -31,6 +31,7 @@ from ._ops import (
 from ._validate import (
     check_count,
     check_key,
+    check_max_stale,
     check_namespace,
     check_number,
     check_prefix,
@@ -76,6 +77,8 @@ class MemoryCore:
         api_key: str | None = None,
         default_ttl: float | None = None,
         cache: bool = True,
+        max_stale: float = 1.0,
+        stale_if_error: bool = False,
         timeout: float = 10.0,
         refresh_on_read: bool = False,
     ) -> None:
@@ -85,7 +88,10 @@ class MemoryCore:
         if isinstance(url, Store):
             self._store, self._url = url, None  # the caller owns it: close() leaves it open
         else:
-            self._store = _registry.acquire(url, api_key=api_key, timeout=timeout)
+            settings = _registry.CacheSettings(
+                bool(cache), check_max_stale(max_stale), stale_if_error
+            )
+            self._store = _registry.acquire(url, api_key=api_key, timeout=timeout, cache=settings)
             self._url = _registry.resolve_url(url)
 
     @property
@@ -117,14 +123,14 @@ class MemoryCore:
             return KEEP, self._default_ttl
         return check_ttl(ttl), None
 
-    def _get_op(self, key: str) -> Get:
-        return Get(check_key(key), self._refresh)
+    def _get_op(self, key: str, fresh: bool = False) -> Get:
+        return Get(check_key(key), self._refresh, fresh)
 
     def _put_op(self, key: str, value: Any, ttl: Any, if_version: Any = None) -> Put:
         return Put(check_key(key), _codec.encode(value), self._ttl(ttl), check_version(if_version))
 
-    def _get_many_ops(self, keys: Iterable[str]) -> list[Op]:
-        return [self._get_op(key) for key in keys]
+    def _get_many_ops(self, keys: Iterable[str], fresh: bool = False) -> list[Op]:
+        return [self._get_op(key, fresh) for key in keys]
 
     def _set_many_ops(self, mapping: Mapping[str, Any], ttl: Any) -> list[Op]:
         ttl = self._ttl(ttl)

@@ -218,3 +218,7 @@ def error_for_code(code: str, message: str = "", **details: Any) -> BotwireError
         return cls(message, **details)
     except TypeError:  # details that do not fit the class's keywords
         return cls(message)
+
+
+class StaleReadWarning(UserWarning):
+    """A read cache served a value it could not revalidate (the server was unreachable)."""

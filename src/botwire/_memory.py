@@ -31,10 +31,16 @@ class Memory(MemoryCore):
     ``ttl`` (seconds) defaults to ``default_ttl``; pass ``ttl=None`` for a key
     that never expires. With ``refresh_on_read=True`` each read of a key with a
     TTL restarts its clock (sliding expiry). ``timeout`` bounds how long a call
-    waits for a locked file before :class:`~botwire.Unavailable`. ``url`` may
-    also be a :class:`~botwire.stores.Store` instance, which ``close()`` leaves
-    open. ``api_key`` and ``cache`` are for remote stores (not built yet) and
-    are ignored by the embedded ones.
+    waits for a locked file (or a server) before :class:`~botwire.Unavailable`.
+    ``url`` may also be a :class:`~botwire.stores.Store` instance, which
+    ``close()`` leaves open.
+
+    Remote stores (``http://``, ``https://``) send ``api_key`` (or
+    ``$BOTWIRE_API_KEY``) as a bearer token and keep a read cache on disk
+    (``cache=False`` turns it off): a value is served from it for up to
+    ``max_stale`` seconds, then revalidated; ``stale_if_error=True`` serves
+    cached values, with a :class:`~botwire.StaleReadWarning`, while the server
+    is unreachable. The embedded stores ignore these four.
 
     All ``Memory`` objects on one URL in a process share one store, so creating
     one per user costs microseconds.
@@ -60,26 +66,31 @@ class Memory(MemoryCore):
 
     # -- reads ----------------------------------------------------------------------
 
-    def get(self, key: str, default: Any = None) -> Any:
+    def get(self, key: str, default: Any = None, *, fresh: bool = False) -> Any:
         """The value of ``key``, or ``default`` if it is missing or expired.
 
-        A stored ``None`` is returned as ``None``, not as ``default``.
+        A stored ``None`` is returned as ``None``, not as ``default``. On a remote
+        store ``fresh=True`` asks the server even if the read cache holds the key.
         """
         # The hottest call: the steps of _one/_get_op/_value inlined.
-        record = self._store.batch(self._namespace, (Get(check_key(key), self._refresh),))[0]
+        op = Get(check_key(key), self._refresh, fresh)
+        record = self._store.batch(self._namespace, (op,))[0]
         return default if record is None else _codec.decode(record.data)
 
-    def get_item(self, key: str) -> Item | None:
+    def get_item(self, key: str, *, fresh: bool = False) -> Item | None:
         """The value with its version and timestamps, or ``None``."""
-        return self._item(key, self._one(self._get_op(key)))
+        return self._item(key, self._one(self._get_op(key, fresh)))
 
     def exists(self, key: str) -> bool:
         """Whether ``key`` is live (present and not expired)."""
         return self._one(self._get_op(key)) is not None
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
-        """The live keys among ``keys`` with their values, read in one snapshot."""
-        ops = self._get_many_ops(keys)
+    def get_many(self, keys: Iterable[str], *, fresh: bool = False) -> dict[str, Any]:
+        """The live keys among ``keys`` with their values, read in one snapshot.
+
+        From a read cache, each value is at most ``max_stale`` seconds old.
+        """
+        ops = self._get_many_ops(keys, fresh)
         return self._found(ops, self._store.batch(self._namespace, ops)) if ops else {}
 
     def ttl(self, key: str) -> float | None:
@@ -226,21 +237,21 @@ class AsyncMemory(MemoryCore):
         except StopIteration as done:
             return done.value
 
-    async def get(self, key: str, default: Any = None) -> Any:
+    async def get(self, key: str, default: Any = None, *, fresh: bool = False) -> Any:
         """See :meth:`Memory.get`."""
-        return self._value(await self._one(self._get_op(key)), default)
+        return self._value(await self._one(self._get_op(key, fresh)), default)
 
-    async def get_item(self, key: str) -> Item | None:
+    async def get_item(self, key: str, *, fresh: bool = False) -> Item | None:
         """See :meth:`Memory.get_item`."""
-        return self._item(key, await self._one(self._get_op(key)))
+        return self._item(key, await self._one(self._get_op(key, fresh)))
 
     async def exists(self, key: str) -> bool:
         """See :meth:`Memory.exists`."""
         return await self._one(self._get_op(key)) is not None
 
-    async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+    async def get_many(self, keys: Iterable[str], *, fresh: bool = False) -> dict[str, Any]:
         """See :meth:`Memory.get_many`."""
-        ops = self._get_many_ops(keys)
+        ops = self._get_many_ops(keys, fresh)
         return self._found(ops, await self._store.abatch(self._namespace, ops)) if ops else {}
 
     async def ttl(self, key: str) -> float | None:

@@ -62,6 +62,7 @@ class Record(NamedTuple):
 class Get(NamedTuple):
     key: str
     refresh: bool = False  # sliding expiry: reset expires_at from the key's own TTL
+    fresh: bool = False  # skip any read cache (stores without one ignore it)
 
 
 class Put(NamedTuple):

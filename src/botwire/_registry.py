@@ -16,12 +16,23 @@ import os
 import threading
 from collections.abc import Callable
 from functools import lru_cache
+from typing import NamedTuple
 
 from ._errors import InvalidURL
 from .stores.base import Store
 
+
+class CacheSettings(NamedTuple):
+    """How a remote store's read cache behaves (see ``botwire.stores.cached``)."""
+
+    enabled: bool = True
+    max_stale: float = 1.0
+    stale_if_error: bool = False
+
+
+DEFAULT_CACHE = CacheSettings()
 _lock = threading.Lock()
-_open: dict[tuple[str, str | None, float], list[Store | int]] = {}
+_open: dict[tuple[str, str | None, float, CacheSettings | None], list[Store | int]] = {}
 
 
 def resolve_url(url: str | None) -> str:
@@ -48,13 +59,22 @@ def default_home(home: str | None = None) -> str:
     return str(path)
 
 
-def acquire(url: str | None, *, api_key: str | None = None, timeout: float = 10.0) -> Store:
+def acquire(
+    url: str | None,
+    *,
+    api_key: str | None = None,
+    timeout: float = 10.0,
+    cache: CacheSettings = DEFAULT_CACHE,
+) -> Store:
     """The shared store for ``url``, opened on first use; pair with :func:`release`."""
-    key = (resolve_url(url), api_key, timeout)
+    resolved = resolve_url(url)
+    remote = resolved.partition(":")[0].lower() in _REMOTE
+    key = (resolved, api_key, timeout, cache if remote else None)
     with _lock:
         entry = _open.get(key)
         if entry is None:
-            entry = _open[key] = [open_store(key[0], timeout=timeout, api_key=api_key), 0]
+            store = open_store(resolved, timeout=timeout, api_key=api_key, cache=cache)
+            entry = _open[key] = [store, 0]
         entry[1] += 1  # type: ignore[operator]
         return entry[0]  # type: ignore[return-value]
 
@@ -72,14 +92,51 @@ def release(store: Store) -> bool:
     return False
 
 
-def open_store(url: str, *, timeout: float = 10.0, api_key: str | None = None) -> Store:
-    """A new store for ``url`` (not shared); raises :class:`InvalidURL`."""
+def open_store(
+    url: str,
+    *,
+    timeout: float = 10.0,
+    api_key: str | None = None,
+    cache: CacheSettings = DEFAULT_CACHE,
+) -> Store:
+    """A new store for ``url`` (not shared); raises :class:`InvalidURL`.
+
+    A remote store gets a read cache unless ``cache.enabled`` is false.
+    """
     scheme = url.partition(":")[0].lower()
     opener = _SCHEMES.get(scheme)
     if opener is None or "://" not in url:
         known = ", ".join(f"{s}://" for s in _SCHEMES)
         raise InvalidURL(f"unknown store URL {url!r}: the schemes are {known}")
-    return opener(url, timeout, api_key)
+    store = opener(url, timeout, api_key)
+    if scheme not in _REMOTE or not cache.enabled:
+        return store
+    from .stores.cached import CachedStore
+
+    return CachedStore(
+        store,
+        cache_dir(url, api_key),
+        max_stale=cache.max_stale,
+        stale_if_error=cache.stale_if_error,
+    )
+
+
+def cache_dir(url: str, api_key: str | None) -> str:
+    """Where the read cache of ``url`` lives: one directory per server and credential.
+
+    ``$BOTWIRE_CACHE_DIR``, else the user cache directory (``~/.cache/botwire``
+    on Linux), then a hash of the URL and API key, so a token never reads what
+    another token cached.
+    """
+    import hashlib
+
+    root = os.environ.get("BOTWIRE_CACHE_DIR")
+    if not root:
+        import platformdirs
+
+        root = platformdirs.user_cache_dir("botwire", appauthor=False)
+    digest = hashlib.sha256(f"{url}\n{api_key or ''}".encode()).hexdigest()[:20]
+    return os.path.join(root, digest)
 
 
 def _open_sqlite(url: str, timeout: float, api_key: str | None) -> Store:
@@ -107,10 +164,7 @@ def _open_memory(url: str, timeout: float, api_key: str | None) -> Store:
 
 
 def _open_http(url: str, timeout: float, api_key: str | None) -> Store:
-    try:
-        from .stores.http import HttpStore
-    except ImportError:  # httpx is the one extra the client needs
-        raise InvalidURL(f"{url!r} needs httpx: pip install 'botwire[server]'") from None
+    from .stores.http import HttpStore
 
     return HttpStore(url, api_key=api_key or os.environ.get("BOTWIRE_API_KEY"), timeout=timeout)
 
@@ -121,3 +175,4 @@ _SCHEMES: dict[str, Callable[[str, float, str | None], Store]] = {
     "http": _open_http,
     "https": _open_http,
 }
+_REMOTE = {"http", "https"}  # the schemes whose stores get a read cache

@@ -70,6 +70,13 @@ def check_ttl(ttl: Any) -> float | None:
     return float(ttl)
 
 
+def check_max_stale(seconds: Any) -> float:
+    """How long a read cache may serve an entry: a finite number of seconds >= 0."""
+    if type(seconds) not in (int, float) or not (0 <= seconds <= MAX_TTL):
+        raise InvalidRequest(f"max_stale must be seconds in [0, {MAX_TTL:.0f}], not {seconds!r}")
+    return float(seconds)
+
+
 def check_version(version: Any) -> int | None:
     """``None`` (unconditional), ``0`` (only if absent) or a positive version."""
     if version is None:

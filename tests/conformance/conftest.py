@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,12 +23,8 @@ from ..conftest import FakeClock
 StoreFactory = Callable[[Path, FakeClock, Limits | None], Store]
 
 
-def _http(tmp: Path, clock: FakeClock, limits: Limits | None) -> Store:
-    """The HTTP store against the real server app, in process (sync and async)."""
-    import httpx
-    from fastapi.testclient import TestClient
-
-    from botwire.stores.http import HttpStore
+def _app(tmp: Path, limits: Limits | None) -> Any:
+    """The real server app on a fresh database, with ``limits``."""
     from botwire_server import Settings, create_app
 
     limits = limits or Limits()
@@ -38,7 +35,17 @@ def _http(tmp: Path, clock: FakeClock, limits: Limits | None) -> Store:
         max_value_bytes=limits.max_value_bytes,
         max_body_bytes=0,
     )
-    app = create_app(settings)
+    return create_app(settings)
+
+
+def _http(tmp: Path, clock: FakeClock, limits: Limits | None) -> Store:
+    """The HTTP store against the real server app, in process (sync and async)."""
+    import httpx
+    from fastapi.testclient import TestClient
+
+    from botwire.stores.http import HttpStore
+
+    app = _app(tmp, limits)
     client = TestClient(app).__enter__()  # runs the lifespan: the server's store opens
     server_store = app.state.store
     server_store.clock = clock
@@ -59,8 +66,49 @@ def _http(tmp: Path, clock: FakeClock, limits: Limits | None) -> Store:
     return store
 
 
+def _http_cached(tmp: Path, clock: FakeClock, limits: Limits | None) -> Store:
+    """The same, behind the diskcache read cache."""
+    from botwire.stores.cached import CachedStore
+
+    return CachedStore(_http(tmp, clock, limits), tmp / "cache")
+
+
+def _live(tmp: Path, clock: FakeClock, limits: Limits | None) -> Store:
+    """The HTTP store over a real socket to uvicorn on loopback, serving the real app."""
+    from botwire.stores.http import HttpStore
+
+    from ..loopback import loopback
+
+    app = _app(tmp, limits)
+    server = loopback()
+    shutdown = server.serve(app)
+    server_store = app.state.store
+    server_store.clock = clock
+
+    class LiveStore(HttpStore):
+        def sweep(self, limit: int = 1000) -> int:
+            return int(server_store.sweep(limit))
+
+        def close(self) -> None:
+            super().close()
+            shutdown()
+
+    store = LiveStore(server.url)
+    store.clock = clock
+    return store
+
+
+def _live_cached(tmp: Path, clock: FakeClock, limits: Limits | None) -> Store:
+    from botwire.stores.cached import CachedStore
+
+    return CachedStore(_live(tmp, clock, limits), tmp / "cache")
+
+
 STORES: dict[str, StoreFactory] = {
     "http": _http,
+    "http-cached": _http_cached,
+    "live": _live,
+    "live-cached": _live_cached,
     "sqlite": lambda tmp, clock, limits: SqliteStore(tmp / "conf.db", clock=clock, limits=limits),
     "sqlite-normal": lambda tmp, clock, limits: SqliteStore(
         tmp / "conf.db", clock=clock, synchronous="normal", limits=limits

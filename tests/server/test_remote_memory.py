@@ -10,7 +10,14 @@ from collections.abc import Callable
 
 import pytest
 
-from botwire import AsyncMemory, Forbidden, Memory, Unauthorized, Unavailable
+from botwire import (
+    AsyncMemory,
+    Forbidden,
+    Memory,
+    StaleReadWarning,
+    Unauthorized,
+    Unavailable,
+)
 
 from .conftest import LiveServer
 
@@ -65,10 +72,34 @@ def test_the_client_recovers_from_a_restart_and_reports_a_dead_server(
     mem.set("k", 1)
     server.kill()
     server.start()
-    assert mem.get("k") == 1  # a new connection, transparently
+    assert mem.get("k", fresh=True) == 1  # a new connection, transparently
+    assert mem.set("k", 2) > 0
     server.kill()
+    assert mem.get("k") == 2  # within max_stale the cache answers without the server
     start = time.monotonic()
     with pytest.raises(Unavailable):
-        mem.get("k")
+        mem.get("k", fresh=True)
     assert time.monotonic() - start < 6
     mem.close()
+
+
+def test_a_dead_server_gives_stale_reads_only_when_asked(
+    live_server: Callable[..., LiveServer],
+) -> None:
+    server = live_server(workers=1)
+    strict = Memory("agent", url=server.url, timeout=1, max_stale=0)
+    lenient = Memory("agent", url=server.url, timeout=1, max_stale=0, stale_if_error=True)
+    strict.set("prefs", {"tone": "brief"})
+    strict.set("gone", 1, ttl=1)
+    server.kill()
+    with pytest.raises(Unavailable):
+        strict.get("prefs")  # max_stale=0: every read asks the server
+    with pytest.warns(StaleReadWarning, match="unreachable"):
+        assert lenient.get("prefs") == {"tone": "brief"}  # the same cache, read stale
+    time.sleep(1.1)
+    with pytest.raises(Unavailable):
+        lenient.get("gone")  # expired: never served, even stale
+    server.start()
+    assert strict.get("prefs") == lenient.get("prefs") == {"tone": "brief"}
+    strict.close()
+    lenient.close()

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import enum
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from .._errors import BotwireError
-from .._ops import Idempotency, Op
+from .._ops import Get, Idempotency, Op, Record
+
+
+class _Unchanged(enum.Enum):
+    UNCHANGED = "unchanged"
+
+
+UNCHANGED = _Unchanged.UNCHANGED
+"""What :meth:`Store.revalidate` returns when the key still has the version asked about."""
 
 
 class Limits(NamedTuple):
@@ -59,6 +68,22 @@ class Store(ABC):
         import asyncio  # ~45 ms to import: only for async users
 
         return await asyncio.to_thread(self.batch, namespace, ops, idempotency=idempotency)
+
+    def revalidate(self, namespace: str, key: str, version: int) -> Record | _Unchanged | None:
+        """``key``'s record, or :data:`UNCHANGED` if its live version is still ``version``.
+
+        A read cache calls it on an entry past its ``max_stale``; a remote store
+        answers without sending the value again. By default: a plain ``Get``.
+        """
+        record: Record | None = self.batch(namespace, (Get(key),))[0]
+        return UNCHANGED if record is not None and record.version == version else record
+
+    async def arevalidate(
+        self, namespace: str, key: str, version: int
+    ) -> Record | _Unchanged | None:
+        """Async :meth:`revalidate`."""
+        record: Record | None = (await self.abatch(namespace, (Get(key),)))[0]
+        return UNCHANGED if record is not None and record.version == version else record
 
     def try_batch(
         self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None

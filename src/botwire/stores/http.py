@@ -34,9 +34,9 @@ from .._errors import (
     Unavailable,
     error_for_code,
 )
-from .._ops import Get, Idempotency, Op, is_read_only
+from .._ops import Get, Idempotency, Op, Record, is_read_only
 from .._wire import key_path, op_to_json, record_from_json, result_from_json
-from .base import Store
+from .base import UNCHANGED, Store, _Unchanged
 
 RETRY_STATUSES = {429, 502, 503, 504}
 BACKOFF_BASE, BACKOFF_CAP = 0.05, 2.0
@@ -156,12 +156,10 @@ class HttpStore(Store):
             raise _final(failure, self.url) from failure
         return pause
 
-    def batch(
-        self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None
-    ) -> list[Any]:
-        if not ops:
-            return []
-        method, path, body, headers = self._request(namespace, ops, idempotency)
+    def _send(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> httpx.Response:
+        """The server's answer to one request, retried as the module docstring says."""
         deadline = time.monotonic() + self.timeout
         for attempt in range(1000):
             response = None
@@ -171,17 +169,15 @@ class HttpStore(Store):
                 failure: Exception = exc
             else:
                 if response.status_code not in RETRY_STATUSES:
-                    return self._results(ops, response)
+                    return response
                 failure = error_from(response)
             time.sleep(self._pause(attempt, response, failure, deadline))
         raise Unavailable(f"{self.url}: too many retries")
 
-    async def abatch(
-        self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None
-    ) -> list[Any]:
-        if not ops:
-            return []
-        method, path, body, headers = self._request(namespace, ops, idempotency)
+    async def _asend(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> httpx.Response:
+        """Async :meth:`_send`."""
         client = self._async_client()
         deadline = time.monotonic() + self.timeout
         for attempt in range(1000):
@@ -192,10 +188,37 @@ class HttpStore(Store):
                 failure: Exception = exc
             else:
                 if response.status_code not in RETRY_STATUSES:
-                    return self._results(ops, response)
+                    return response
                 failure = error_from(response)
             await asyncio.sleep(self._pause(attempt, response, failure, deadline))
         raise Unavailable(f"{self.url}: too many retries")
+
+    def batch(
+        self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None
+    ) -> list[Any]:
+        if not ops:
+            return []
+        return self._results(ops, self._send(*self._request(namespace, ops, idempotency)))
+
+    async def abatch(
+        self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None
+    ) -> list[Any]:
+        if not ops:
+            return []
+        return self._results(ops, await self._asend(*self._request(namespace, ops, idempotency)))
+
+    def revalidate(self, namespace: str, key: str, version: int) -> Record | _Unchanged | None:
+        """A conditional GET: 304 (no body) while ``key`` still has ``version``."""
+        method, path, _, _ = self._request(namespace, (Get(key),), None)
+        response = self._send(method, path, None, {"if-none-match": f'"{version}"'})
+        return UNCHANGED if response.status_code == 304 else self._results((Get(key),), response)[0]
+
+    async def arevalidate(
+        self, namespace: str, key: str, version: int
+    ) -> Record | _Unchanged | None:
+        method, path, _, _ = self._request(namespace, (Get(key),), None)
+        response = await self._asend(method, path, None, {"if-none-match": f'"{version}"'})
+        return UNCHANGED if response.status_code == 304 else self._results((Get(key),), response)[0]
 
 
 def _final(failure: Exception, url: str) -> BotwireError:

@@ -1,0 +1,89 @@
+"""One real uvicorn server on 127.0.0.1 for the test session, serving whichever app a test sets.
+
+Starting a server per test would cost a second each; instead the session's
+server forwards every request to ``Loopback.serve(app)``'s app, whose lifespan
+runs on the server's own event loop, so the requests cross a real socket and a
+real HTTP stack while the test keeps the app in hand (its store, its clock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+
+Asgi = Callable[..., Any]
+
+
+class Loopback:
+    def __init__(self) -> None:
+        self._target: Asgi | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        config = uvicorn.Config(self._asgi, interface="asgi3", lifespan="on", log_level="warning")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the loopback uvicorn did not start")
+            time.sleep(0.01)
+
+    async def _asgi(self, scope: dict[str, Any], receive: Asgi, send: Asgi) -> None:
+        if scope["type"] == "lifespan":  # the server's own: note its loop, answer at once
+            self._loop = asyncio.get_running_loop()
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if self._target is None:
+            raise RuntimeError("no app is being served")
+        await self._target(scope, receive, send)
+
+    def serve(self, app: Any) -> Callable[[], None]:
+        """Route requests to ``app`` after running its startup; returns its shutdown."""
+        assert self._loop is not None
+        lifespan = app.router.lifespan_context(app)
+        asyncio.run_coroutine_threadsafe(lifespan.__aenter__(), self._loop).result(30)
+        self._target = app
+
+        def shutdown() -> None:
+            if self._target is app:
+                self._target = None
+            assert self._loop is not None
+            done = lifespan.__aexit__(None, None, None)
+            asyncio.run_coroutine_threadsafe(done, self._loop).result(30)
+
+        return shutdown
+
+    def close(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(30)
+
+
+_shared: Loopback | None = None
+
+
+def loopback() -> Loopback:
+    """The session's loopback server, started on first use."""
+    global _shared
+    if _shared is None:
+        _shared = Loopback()
+    return _shared
+
+
+def close_loopback() -> None:
+    global _shared
+    if _shared is not None:
+        _shared.close()
+        _shared = None
