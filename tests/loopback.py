@@ -13,9 +13,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import uvicorn
+
+from botwire.stores.base import Limits
 
 Asgi = Callable[..., Any]
 
@@ -69,6 +72,21 @@ class Loopback:
     def close(self) -> None:
         self._server.should_exit = True
         self._thread.join(30)
+
+
+def server_app(directory: Path, limits: Limits | None = None) -> Any:
+    """The real server app on a fresh database in ``directory``, with ``limits``."""
+    from botwire_server import Settings, create_app
+
+    limits = limits or Limits()
+    settings = Settings(
+        db=str(directory / "server.db"),
+        writes_per_day=limits.writes_per_day,
+        max_bytes=limits.max_bytes,
+        max_value_bytes=limits.max_value_bytes,
+        max_body_bytes=0,
+    )
+    return create_app(settings)
 
 
 _shared: Loopback | None = None

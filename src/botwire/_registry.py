@@ -121,16 +121,16 @@ def open_store(
     )
 
 
-def cache_dir(url: str, api_key: str | None) -> str:
+def cache_dir(url: str, api_key: str | None, root: str | None = None) -> str:
     """Where the read cache of ``url`` lives: one directory per server and credential.
 
-    ``$BOTWIRE_CACHE_DIR``, else the user cache directory (``~/.cache/botwire``
+    ``root``, else ``$BOTWIRE_CACHE_DIR``, else the user cache directory (``~/.cache/botwire``
     on Linux), then a hash of the URL and API key, so a token never reads what
     another token cached.
     """
     import hashlib
 
-    root = os.environ.get("BOTWIRE_CACHE_DIR")
+    root = root or os.environ.get("BOTWIRE_CACHE_DIR")
     if not root:
         import platformdirs
 

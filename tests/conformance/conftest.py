@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,23 +18,9 @@ from botwire.stores.memory import MemoryStore
 from botwire.stores.sqlite import SqliteStore
 
 from ..conftest import FakeClock
+from ..loopback import loopback, server_app
 
 StoreFactory = Callable[[Path, FakeClock, Limits | None], Store]
-
-
-def _app(tmp: Path, limits: Limits | None) -> Any:
-    """The real server app on a fresh database, with ``limits``."""
-    from botwire_server import Settings, create_app
-
-    limits = limits or Limits()
-    settings = Settings(
-        db=str(tmp / "server.db"),
-        writes_per_day=limits.writes_per_day,
-        max_bytes=limits.max_bytes,
-        max_value_bytes=limits.max_value_bytes,
-        max_body_bytes=0,
-    )
-    return create_app(settings)
 
 
 def _http(tmp: Path, clock: FakeClock, limits: Limits | None) -> Store:
@@ -45,7 +30,7 @@ def _http(tmp: Path, clock: FakeClock, limits: Limits | None) -> Store:
 
     from botwire.stores.http import HttpStore
 
-    app = _app(tmp, limits)
+    app = server_app(tmp, limits)
     client = TestClient(app).__enter__()  # runs the lifespan: the server's store opens
     server_store = app.state.store
     server_store.clock = clock
@@ -77,9 +62,7 @@ def _live(tmp: Path, clock: FakeClock, limits: Limits | None) -> Store:
     """The HTTP store over a real socket to uvicorn on loopback, serving the real app."""
     from botwire.stores.http import HttpStore
 
-    from ..loopback import loopback
-
-    app = _app(tmp, limits)
+    app = server_app(tmp, limits)
     server = loopback()
     shutdown = server.serve(app)
     server_store = app.state.store
