@@ -54,3 +54,25 @@ def test_server_benchmark_runs() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "| botwire |" in result.stdout and "| reference BotWire replica |" in result.stdout
+
+
+def _redis_up() -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _redis_up(), reason="needs Redis on 127.0.0.1:6379 (the peer)")
+def test_remote_benchmark_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "remote.py"), "--keys", "60", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "| botwire get, cached (hit) |" in result.stdout and "| redis-py GET |" in result.stdout
