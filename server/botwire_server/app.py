@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.writes = WriteQueue(store)
         app.state.tokens = Tokens(admin) if settings.auth == "token" else None
         sweeper = asyncio.create_task(_sweep_forever(store, settings.sweep_interval))
-        gc.freeze()  # what startup made lives forever: keep it out of every GC pass
+        _freeze_once()
         try:
             yield
         finally:
@@ -124,3 +124,18 @@ def _version() -> str:
     import botwire
 
     return botwire.__version__
+
+
+_frozen = False
+
+
+def _freeze_once() -> None:
+    """Keep what the first startup made (imports, the app) out of every GC pass.
+
+    Once per process: an app made again in the same process (tests) must not
+    make the garbage of the previous one immortal.
+    """
+    global _frozen
+    if not _frozen:
+        gc.freeze()
+        _frozen = True
