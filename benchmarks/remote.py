@@ -35,8 +35,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.server import free_port, running, systems  # noqa: E402
-from botwire import Memory  # noqa: E402
+from benchmarks.server import free_port, running, systems
+from botwire import Memory
 
 TEXT = "lorem ipsum dolor sit amet, " * 35  # ~1 KB
 Op = Callable[[int], object]
@@ -73,9 +73,7 @@ def botwire_cases(url: str, keys: int, cache_dir: str) -> dict[str, Op]:
         "botwire get, cached (hit)": lambda i: cached.get(f"k{i}"),
         "botwire get, cached, max_stale=0 (304)": lambda i: revalidated.get(f"k{i}"),
         "botwire get, uncached": lambda i: uncached.get(f"k{i}"),
-        "botwire set, cached (write-through)": lambda i: cached.set(
-            f"k{i}", value(next(counter))
-        ),
+        "botwire set, cached (write-through)": lambda i: cached.set(f"k{i}", value(next(counter))),
         "botwire set, uncached": lambda i: uncached.set(f"k{i}", value(next(counter))),
     }
 
@@ -162,8 +160,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for name, (p50, p99) in med.items():
         print(
-            f"| {name} | {p50:.1f} | {p99:.1f} | {p50 / redis_get:.2f}x | "
-            f"{p50 / httpx_get:.2f}x |"
+            f"| {name} | {p50:.1f} | {p99:.1f} | {p50 / redis_get:.2f}x | {p50 / httpx_get:.2f}x |"
         )
     cached = med["botwire get, cached (hit)"][0]
     uncached = med["botwire get, uncached"][0]
