@@ -18,6 +18,7 @@ from botwire._ops import (
     ListKeys,
     Op,
     Put,
+    Scan,
     Stats,
     Touch,
 )
@@ -33,6 +34,7 @@ OPS: list[Op] = [
     Append("l", encode([1, "x"]), 5, 10.0, None),
     Touch("k", None),
     ListKeys("user:", "user:3", 10),
+    Scan("user:", "user:3", 10),
     Count("p"),
     Clear(""),
     Stats(),

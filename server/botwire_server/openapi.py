@@ -175,6 +175,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                                 "append",
                                 "touch",
                                 "list",
+                                "scan",
                                 "count",
                                 "clear",
                                 "stats",

@@ -15,6 +15,7 @@ Incr        the new number
 Append      the new length of the list
 Touch       ``True`` if the key exists (its expiry was reset)
 ListKeys    sorted ``list[str]`` of live keys
+Scan        sorted ``list[(key, Record)]`` of live items
 Count       number of live keys with the prefix
 Clear       number of live keys removed
 Stats       ``NamespaceStats``: live keys, bytes stored, writes today
@@ -103,6 +104,14 @@ class ListKeys(NamedTuple):
     limit: int | None = None
 
 
+class Scan(NamedTuple):
+    """Like ``ListKeys``, with each key's record: a prefix loaded in one round trip."""
+
+    prefix: str = ""
+    after: str | None = None
+    limit: int | None = None
+
+
 class Count(NamedTuple):
     prefix: str = ""
 
@@ -120,8 +129,8 @@ class Changes(NamedTuple):
     limit: int = 1000
 
 
-Op = Get | Put | Delete | Incr | Append | Touch | ListKeys | Count | Clear | Stats | Changes
-READ_OPS = (ListKeys, Count, Stats, Changes)  # Get is a read too unless it refreshes
+Op = Get | Put | Delete | Incr | Append | Touch | ListKeys | Scan | Count | Clear | Stats | Changes
+READ_OPS = (ListKeys, Scan, Count, Stats, Changes)  # Get is a read too unless it refreshes
 WRITE_OPS = (Put, Incr, Append, Touch)  # what counts against a daily write limit
 
 

@@ -30,6 +30,7 @@ from ._ops import (
     Op,
     Put,
     Record,
+    Scan,
     Stats,
     Touch,
 )
@@ -127,6 +128,13 @@ def op_from_json(data: Any) -> Op:
             None if after is None else check_key(after),
             check_count(obj.get("limit"), "limit"),
         )
+    if name == "scan":
+        after = obj.get("after")
+        return Scan(
+            check_prefix(obj.get("prefix", "")),
+            None if after is None else check_key(after),
+            check_count(obj.get("limit"), "limit"),
+        )
     if name == "count":
         return Count(check_prefix(obj.get("prefix", "")))
     if name == "clear":
@@ -185,6 +193,8 @@ def op_to_json(op: Op) -> dict[str, Any]:
         return {"op": "touch", "key": op.key, "ttl": op.ttl}
     if isinstance(op, ListKeys):
         return {"op": "list", "prefix": op.prefix, "after": op.after, "limit": op.limit}
+    if isinstance(op, Scan):
+        return {"op": "scan", "prefix": op.prefix, "after": op.after, "limit": op.limit}
     if isinstance(op, Count):
         return {"op": "count", "prefix": op.prefix}
     if isinstance(op, Clear):
@@ -224,6 +234,8 @@ def record_from_json(obj: dict[str, Any]) -> Record:
 def result_to_json(op: Op, result: Any) -> Any:
     if isinstance(op, Get):
         return None if result is None else record_to_json(op.key, result)
+    if isinstance(op, Scan):
+        return [record_to_json(key, record) for key, record in result]
     if isinstance(result, NamespaceStats):
         return result._asdict()
     if isinstance(result, ChangePage):
@@ -234,6 +246,8 @@ def result_to_json(op: Op, result: Any) -> Any:
 def result_from_json(op: Op, data: Any) -> Any:
     if isinstance(op, Get):
         return None if data is None else record_from_json(data)
+    if isinstance(op, Scan):
+        return [(item["key"], record_from_json(item)) for item in data]
     if isinstance(op, Stats):
         return NamespaceStats(**data)
     if isinstance(op, Changes):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from botwire import Memory
-from botwire._ops import ListKeys
+from botwire._ops import Get, ListKeys, Scan
+
+from ..conftest import FakeClock
 
 KEYS = [
     "a",
@@ -56,3 +58,22 @@ def test_clear_and_len(filled: Memory) -> None:
     assert len(filled) == len(KEYS)
     assert filled.clear() == len(KEYS)
     assert len(filled) == 0 and filled.list_keys() == []
+
+
+@pytest.mark.parametrize("prefix", ["", "a", "user-42:", "\U0010ffff", "zz"])
+def test_scan_returns_the_listed_items_with_their_records(filled: Memory, prefix: str) -> None:
+    store, ns = filled.store, filled.namespace
+    (items,) = store.batch(ns, [Scan(prefix)])
+    assert [key for key, _ in items] == filled.list_keys(prefix)
+    for key, record in items:
+        assert record == store.batch(ns, [Get(key)])[0]
+    (page,) = store.batch(ns, [Scan(prefix, after="a", limit=2)])
+    assert [key for key, _ in page] == [k for k in filled.list_keys(prefix) if k > "a"][:2]
+
+
+def test_scan_skips_expired_items(mem: Memory, clock: FakeClock) -> None:
+    mem.set("s:short", 1, ttl=5)
+    mem.set("s:long", 2, ttl=50)
+    clock.advance(10)
+    (items,) = mem.store.batch(mem.namespace, [Scan("s:")])
+    assert [key for key, _ in items] == ["s:long"]

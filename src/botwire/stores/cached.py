@@ -48,6 +48,7 @@ from .._ops import (
     Op,
     Put,
     Record,
+    Scan,
     Touch,
     is_read_only,
 )
@@ -218,7 +219,8 @@ class CachedStore(Store):
                 return self._last_resort(namespace, gets, exc)
             return self._filled(namespace, gets, records, asked)
         if is_read_only(ops):
-            return self.origin.batch(namespace, ops, idempotency=idempotency)
+            asked = time.time()
+            return self._scanned(namespace, ops, self.origin.batch(namespace, ops), asked)
         sent, keys = _with_reads(ops)
         asked = time.time()
         try:
@@ -248,7 +250,8 @@ class CachedStore(Store):
                 return self._last_resort(namespace, gets, exc)
             return self._filled(namespace, gets, records, asked)
         if is_read_only(ops):
-            return await self.origin.abatch(namespace, ops, idempotency=idempotency)
+            asked = time.time()
+            return self._scanned(namespace, ops, await self.origin.abatch(namespace, ops), asked)
         sent, keys = _with_reads(ops)
         asked = time.time()
         try:
@@ -308,6 +311,17 @@ class CachedStore(Store):
         for op, record in zip(gets, records, strict=True):
             self._merge(namespace, op.key, Entry(record, asked, answered))
         return records
+
+    def _scanned(
+        self, namespace: str, ops: Sequence[Op], results: list[Any], asked: float
+    ) -> list[Any]:
+        """Other reads pass through; the items a ``Scan`` brought go into the cache."""
+        answered = time.time()
+        for op, result in zip(ops, results, strict=True):
+            if type(op) is Scan:
+                for key, record in result:
+                    self._merge(namespace, key, Entry(record, asked, answered))
+        return results
 
     def _last_resort(self, namespace: str, gets: Sequence[Get], exc: Unavailable) -> list[Any]:
         """With ``stale_if_error``: the cached records, however old, else ``exc``."""

@@ -20,7 +20,8 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import Sequence
+import weakref
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
@@ -92,7 +93,11 @@ class HttpStore(Store):
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._headers = headers
         self._client = client or httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
-        self._async_clients: dict[int, httpx.AsyncClient] = {}  # one per event loop
+        # One AsyncClient per event loop (a client's connections belong to its loop).
+        self._async_clients: weakref.WeakKeyDictionary[Any, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._closers: list[Any] = []
         self._given_async_client = async_client
         self._closed = False
 
@@ -102,20 +107,32 @@ class HttpStore(Store):
 
     async def aclose(self) -> None:
         self.close()
-        for client in self._async_clients.values():  # what other loops made dies with them
+        client = self._async_clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:  # those of other loops close as their loops shut down
             await client.aclose()
-        self._async_clients.clear()
 
     def _async_client(self) -> httpx.AsyncClient:
         if self._given_async_client is not None:
             return self._given_async_client
-        loop = id(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
         client = self._async_clients.get(loop)
         if client is None:
             client = self._async_clients[loop] = httpx.AsyncClient(
                 base_url=self.url, headers=self._headers, timeout=self.timeout
             )
+            # An async generator parked in the loop is closed by the loop's own shutdown
+            # (asyncio.run calls shutdown_asyncgens): it closes the client's connections.
+            closer = self._close_at_shutdown(loop, client)
+            self._closers.append((closer, loop.create_task(_first_step(closer))))
         return client
+
+    async def _close_at_shutdown(self, loop: Any, client: httpx.AsyncClient) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if self._async_clients.get(loop) is client:
+                del self._async_clients[loop]
+            await client.aclose()
 
     # -- building requests ---------------------------------------------------------
 
@@ -219,6 +236,10 @@ class HttpStore(Store):
         method, path, _, _ = self._request(namespace, (Get(key),), None)
         response = await self._asend(method, path, None, {"if-none-match": f'"{version}"'})
         return UNCHANGED if response.status_code == 304 else self._results((Get(key),), response)[0]
+
+
+async def _first_step(generator: AsyncIterator[None]) -> None:
+    await generator.__anext__()
 
 
 def _final(failure: Exception, url: str) -> BotwireError:

@@ -30,6 +30,7 @@ from .._ops import (
     Op,
     Put,
     Record,
+    Scan,
     Stats,
     Touch,
     is_read_only,
@@ -46,6 +47,9 @@ class _Row:
     updated_at: float
     expires_at: float | None
     ttl: float | None
+
+    def record(self) -> Record:
+        return Record(self.data, self.version, self.created_at, self.updated_at, self.expires_at)
 
 
 @dataclass(slots=True)
@@ -216,7 +220,7 @@ class MemoryStore(Store):
                 return None
             if op.refresh and row.ttl is not None:
                 row.expires_at = now + row.ttl
-            return Record(row.data, row.version, row.created_at, row.updated_at, row.expires_at)
+            return row.record()
         if isinstance(op, Put):
             expires = None if op.ttl is None else now + op.ttl
             return self._set(space, op.key, op.data, op.ttl, expires, now)
@@ -257,6 +261,11 @@ class MemoryStore(Store):
             if op.after is not None:
                 keys = keys[bisect_right(keys, op.after) :]
             return keys[: op.limit]
+        if isinstance(op, Scan):
+            keys = self._keys(space, op.prefix, now)
+            if op.after is not None:
+                keys = keys[bisect_right(keys, op.after) :]
+            return [(key, space.rows[key].record()) for key in keys[: op.limit]]
         if isinstance(op, Stats):
             writes = space.writes if space.day == _logic.utc_day(now) else 0
             return NamespaceStats(len(self._keys(space, "", now)), space.size(), writes)

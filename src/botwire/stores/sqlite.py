@@ -57,6 +57,7 @@ from .._ops import (
     Op,
     Put,
     Record,
+    Scan,
     Stats,
     Touch,
     is_read_only,
@@ -486,6 +487,17 @@ class SqliteStore(Store):
         sql = f"SELECT key FROM items WHERE {where} ORDER BY key{limit}"
         return [row[0] for row in conn.execute(sql, args)]
 
+    def _scan(
+        self, conn: sqlite3.Connection, ns: str, op: Scan, now: float
+    ) -> list[tuple[str, Record]]:
+        where, args = _range(ns, op.prefix, op.after, now)
+        limit = "" if op.limit is None else f" LIMIT {int(op.limit)}"
+        sql = (
+            "SELECT key, value, version, created_at, updated_at, expires_at FROM items "
+            f"WHERE {where} ORDER BY key{limit}"
+        )
+        return [(row[0], Record._make(row[1:])) for row in conn.execute(sql, args)]
+
     def _count(self, conn: sqlite3.Connection, ns: str, op: Count | Clear, now: float) -> int:
         where, args = _range(ns, op.prefix, None, now)
         return int(conn.execute(f"SELECT count(*) FROM items WHERE {where}", args).fetchone()[0])
@@ -554,6 +566,7 @@ class SqliteStore(Store):
         Append: _read_modify_write,
         Touch: _touch,
         ListKeys: _list,
+        Scan: _scan,
         Count: _count,
         Clear: _clear,
         Stats: _stats,
