@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from .loopback import Server
+
 
 class FakeClock:
     """A clock the test moves by hand: ``clock.advance(60)``."""
@@ -43,3 +45,12 @@ def _loopback_server() -> Iterator[None]:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    """The real server app on a loopback uvicorn, with a fresh database."""
+    (tmp_path / "server").mkdir()
+    served = Server(tmp_path / "server")
+    yield served
+    served.stop()

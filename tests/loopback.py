@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 
 from botwire.stores.base import Limits
@@ -105,3 +106,33 @@ def close_loopback() -> None:
     if _shared is not None:
         _shared.close()
         _shared = None
+
+
+class Server:
+    """The real app on the session's loopback uvicorn, with a fresh database."""
+
+    def __init__(self, directory: Path, limits: Limits | None = None) -> None:
+        self.app = server_app(directory, limits)
+        self.url = loopback().url
+        self._shutdown: Callable[[], None] | None = loopback().serve(self.app)
+
+    def stop(self) -> None:
+        if self._shutdown is not None:
+            self._shutdown()
+            self._shutdown = None
+
+
+def host(
+    server: Server, cache_dir: Path | None, **options: Any
+) -> tuple[Any, list[httpx.Response]]:
+    """A client store as one machine would have it (cached unless ``cache_dir`` is
+    ``None``), and the list of responses its HTTP client saw."""
+    from botwire.stores.cached import CachedStore
+    from botwire.stores.http import HttpStore
+
+    seen: list[httpx.Response] = []
+    client = httpx.Client(base_url=server.url, event_hooks={"response": [seen.append]})
+    store = HttpStore(server.url, client=client)
+    if cache_dir is None:
+        return store, seen
+    return CachedStore(store, cache_dir, **options), seen

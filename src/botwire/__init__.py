@@ -6,6 +6,9 @@ memory.set("user_preferences", {"format": "json"}, ttl=604800)
 memory.get("user_preferences", {})     # same answer in another process, tomorrow
 """
 
+from collections.abc import Callable
+from typing import Any
+
 from ._errors import (
     BotwireError,
     Conflict,
@@ -31,11 +34,13 @@ from ._errors import (
 )
 from ._memory import AsyncMemory, Memory
 from ._ops import Item
+from ._session import AsyncSession, Session
 
 __version__ = "0.3.0.dev0"
 
 __all__ = [
     "AsyncMemory",
+    "AsyncSession",
     "BotwireError",
     "Conflict",
     "Forbidden",
@@ -49,6 +54,7 @@ __all__ = [
     "NotFound",
     "QuotaExceeded",
     "RequestTooLarge",
+    "Session",
     "StaleReadWarning",
     "StoreClosed",
     "StoreError",
@@ -59,4 +65,31 @@ __all__ = [
     "ValueTooLarge",
     "WriteLimitExceeded",
     "WrongType",
+    "remember",
 ]
+
+
+def remember(
+    key: str,
+    *,
+    namespace: str,
+    url: str | None = None,
+    api_key: str | None = None,
+    **options: Any,
+) -> Callable[[Any], Any]:
+    """``Memory(namespace, url=url).remember(key, **options)`` without a Memory in scope.
+
+    The memory is opened on the first call, not at import.
+    """
+    from ._remember import remember as decorator
+    from ._validate import check_namespace
+
+    check_namespace(namespace)
+    opened: list[Memory] = []
+
+    def memory() -> Memory:
+        if not opened:
+            opened.append(Memory(namespace, url=url, api_key=api_key))
+        return opened[0]
+
+    return decorator(memory, key, **options)

@@ -204,6 +204,43 @@ class MemoryCore:
             return value
         raise Conflict(f"update of {key!r} lost {UPDATE_ATTEMPTS} races in a row", keys=[key])
 
+    # -- ergonomics -----------------------------------------------------------------
+
+    def remember(
+        self,
+        key: str,
+        *,
+        into: str | None = None,
+        default: Any = None,
+        ttl: Any = NOT_PROVIDED,
+        save: str = "state",
+        on_conflict: str = "raise",
+    ) -> Callable[[Any], Any]:
+        """Decorator: load ``key`` into parameter ``into`` before each call, save it after.
+
+        ``key`` is a template filled from the call's arguments (``"history:{user_id}"``,
+        ``"{user.id}"``); ``into`` defaults to ``key`` when that is a plain name.
+        A missing key gives ``default`` (called if callable: ``default=list``).
+        After a normal return the state (``save="state"``, mutated in place) or
+        the return value (``save="result"``) is written if it changed, guarded by
+        the version loaded: a concurrent change raises ``Conflict``, or re-runs
+        the call (``on_conflict="retry"``), or is overwritten (``"overwrite"``).
+        If the function raises, nothing is written. Works on sync and async
+        functions, methods, classmethods and staticmethods; the wrapper adds
+        ``.key_for(...)``, ``.clear(...)`` and ``.memory``.
+        """
+        from ._remember import remember
+
+        return remember(
+            lambda: self,
+            key,
+            into=into,
+            default=default,
+            ttl=ttl,
+            save=save,
+            on_conflict=on_conflict,
+        )
+
     @staticmethod
     def _clear_op() -> Clear:
         return Clear()

@@ -14,6 +14,7 @@ from . import _codec
 from ._core import NOT_PROVIDED, MemoryCore, Plan
 from ._errors import BotwireError, NotFound
 from ._ops import Get, Item, Op
+from ._session import AsyncSession, Session
 from ._validate import check_key
 
 _PAGE = 1000
@@ -201,6 +202,25 @@ class Memory(MemoryCore):
     def __iter__(self) -> Iterator[str]:
         return self.iter_keys()
 
+    def session(
+        self,
+        *,
+        prefetch: str | None = None,
+        keys: Iterable[str] | None = None,
+        ttl: Any = NOT_PROVIDED,
+    ) -> Session:
+        """A unit of work: ``with memory.session(prefetch="user-42:") as s: ...``.
+
+        Entering loads the keys starting with ``prefetch`` and those in ``keys``
+        in one round trip; other keys load on first use. Reads and writes are
+        local; a clean exit writes every changed key in one atomic batch guarded
+        by the versions read (``Conflict``, naming the keys, if anyone changed
+        them; then nothing is written); an exception writes nothing. Written
+        keys get ``ttl`` if given, else keep their expiry (new keys:
+        ``default_ttl``). See :mod:`botwire._session` for nesting.
+        """
+        return Session(self, prefetch, keys, ttl)
+
     # -- life cycle -----------------------------------------------------------------
 
     def close(self) -> None:
@@ -321,6 +341,16 @@ class AsyncMemory(MemoryCore):
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self.iter_keys()
+
+    def session(
+        self,
+        *,
+        prefetch: str | None = None,
+        keys: Iterable[str] | None = None,
+        ttl: Any = NOT_PROVIDED,
+    ) -> AsyncSession:
+        """See :meth:`Memory.session` (``async with``; a key must be loaded before it is read)."""
+        return AsyncSession(self, prefetch, keys, ttl)
 
     async def close(self) -> None:
         """See :meth:`Memory.close`."""

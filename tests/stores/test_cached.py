@@ -13,7 +13,6 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,41 +26,7 @@ from botwire.stores.base import Limits
 from botwire.stores.cached import CachedStore, Entry, newer
 from botwire.stores.http import HttpStore
 
-from ..loopback import loopback, server_app
-
-
-class Server:
-    """The real app on the session's loopback uvicorn, with a fresh database."""
-
-    def __init__(self, directory: Path, limits: Limits | None = None) -> None:
-        self.app = server_app(directory, limits)
-        self.url = loopback().url
-        self._shutdown: Callable[[], None] | None = loopback().serve(self.app)
-
-    def stop(self) -> None:
-        if self._shutdown is not None:
-            self._shutdown()
-            self._shutdown = None
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    (tmp_path / "server").mkdir()
-    served = Server(tmp_path / "server")
-    yield served
-    served.stop()
-
-
-def host(
-    server: Server, cache_dir: Path, *, transport: httpx.BaseTransport | None = None, **options: Any
-) -> tuple[CachedStore, list[httpx.Response]]:
-    """A cached store as one machine would have it, and the responses its client saw."""
-    seen: list[httpx.Response] = []
-    client = httpx.Client(
-        base_url=server.url, transport=transport, event_hooks={"response": [seen.append]}
-    )
-    return CachedStore(HttpStore(server.url, client=client), cache_dir, **options), seen
-
+from ..loopback import Server, host
 
 # -- safety of the cache directory -------------------------------------------------------
 
