@@ -34,3 +34,16 @@ def test_quickstart_remembers_between_processes(tmp_path: Path) -> None:
     assert "visit 2:" in second and "2 turns remembered" in second
     assert "stale write refused" in second
     assert (tmp_path / "botwire.db").exists()
+
+
+def test_decorators_and_sessions_continue_across_processes(tmp_path: Path) -> None:
+    examples = Path(__file__).parent.parent / "examples"
+    first, second = (
+        run(examples / "decorators.py", tmp_path),
+        run(examples / "decorators.py", tmp_path),
+    )
+    assert "visit 1" in first and "4 messages remembered" in first
+    assert "visit 2" in second and "reply #3" in second and "8 messages remembered" in second
+    first, second = run(examples / "sessions.py", tmp_path), run(examples / "sessions.py", tmp_path)
+    assert "turn 2 in fr: 2 lines" in first and "turns after a crashed turn: 2 (not -1)" in first
+    assert "turn 4 in fr: 4 lines" in second
