@@ -97,7 +97,7 @@ class HttpStore(Store):
         self._async_clients: weakref.WeakKeyDictionary[Any, httpx.AsyncClient] = (
             weakref.WeakKeyDictionary()
         )
-        self._closers: list[Any] = []
+        self._closers: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         self._given_async_client = async_client
         self._closed = False
 
@@ -123,7 +123,7 @@ class HttpStore(Store):
             # An async generator parked in the loop is closed by the loop's own shutdown
             # (asyncio.run calls shutdown_asyncgens): it closes the client's connections.
             closer = self._close_at_shutdown(loop, client)
-            self._closers.append((closer, loop.create_task(_first_step(closer))))
+            self._closers[loop] = (closer, loop.create_task(_first_step(closer)))
         return client
 
     async def _close_at_shutdown(self, loop: Any, client: httpx.AsyncClient) -> AsyncIterator[None]:
