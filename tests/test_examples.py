@@ -47,3 +47,9 @@ def test_decorators_and_sessions_continue_across_processes(tmp_path: Path) -> No
     first, second = run(examples / "sessions.py", tmp_path), run(examples / "sessions.py", tmp_path)
     assert "turn 2 in fr: 2 lines" in first and "turns after a crashed turn: 2 (not -1)" in first
     assert "turn 4 in fr: 4 lines" in second
+
+
+def test_langgraph_example_remembers_across_processes(tmp_path: Path) -> None:
+    example = Path(__file__).parent.parent / "examples" / "langgraph_agent.py"
+    first, second = run(example, tmp_path), run(example, tmp_path)
+    assert "know 1 things" in first and "know 2 things about you: ['I like tea']" in second

@@ -77,3 +77,13 @@ def test_scan_skips_expired_items(mem: Memory, clock: FakeClock) -> None:
     clock.advance(10)
     (items,) = mem.store.batch(mem.namespace, [Scan("s:")])
     assert [key for key, _ in items] == ["s:long"]
+
+
+def test_scan_in_a_write_batch_sees_the_batch_and_replays(mem: Memory) -> None:
+    from botwire._ops import Idempotency, Put
+
+    ops = [Put("w:1", b"1"), Scan("w:"), Put("w:2", b"2"), Scan("w:")]
+    once = mem.store.batch(mem.namespace, ops, idempotency=Idempotency("scan-1", "f"))
+    assert [k for k, _ in once[1]] == ["w:1"] and [k for k, _ in once[3]] == ["w:1", "w:2"]
+    again = mem.store.batch(mem.namespace, ops, idempotency=Idempotency("scan-1", "f"))
+    assert again == once

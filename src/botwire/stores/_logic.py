@@ -168,6 +168,8 @@ def encode_results(results: Sequence[Any]) -> bytes:
             out.append({"stats": list(result)})
         elif isinstance(result, ChangePage):
             out.append({"changes": [[list(c) for c in result.changes], result.next, result.reset]})
+        elif isinstance(result, list) and result and isinstance(result[0], tuple):  # a Scan
+            out.append({"scan": [[key, r.data.decode(), *r[1:]] for key, r in result]})
         else:
             out.append(result)
     return _codec.encode(out)
@@ -184,6 +186,10 @@ def decode_results(data: bytes) -> list[Any]:
         elif isinstance(result, dict) and "changes" in result:
             changes, next_, reset = result["changes"]
             results.append(ChangePage([Change(*c) for c in changes], next_, reset))
+        elif isinstance(result, dict) and "scan" in result:
+            results.append(
+                [(key, Record(data.encode(), *rest)) for key, data, *rest in result["scan"]]
+            )
         else:
             results.append(result)
     return results
