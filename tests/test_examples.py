@@ -53,3 +53,9 @@ def test_langgraph_example_remembers_across_processes(tmp_path: Path) -> None:
     example = Path(__file__).parent.parent / "examples" / "langgraph_agent.py"
     first, second = run(example, tmp_path), run(example, tmp_path)
     assert "know 1 things" in first and "know 2 things about you: ['I like tea']" in second
+
+
+def test_langchain_example_remembers_across_processes(tmp_path: Path) -> None:
+    example = Path(__file__).parent.parent / "examples" / "langchain_chat.py"
+    first, second = run(example, tmp_path), run(example, tmp_path)
+    assert "2 messages in user-42's history" in first and "4 messages" in second
