@@ -15,6 +15,7 @@ EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
 def run(path: Path, home: Path) -> str:
     env = {**os.environ, "BOTWIRE_HOME": str(home)}
     env.pop("BOTWIRE_URL", None)
+    env.pop("OPENAI_API_KEY", None)  # every example runs offline
     result = subprocess.run(
         [sys.executable, str(path)], capture_output=True, text=True, env=env, timeout=120
     )
@@ -59,3 +60,22 @@ def test_langchain_example_remembers_across_processes(tmp_path: Path) -> None:
     example = Path(__file__).parent.parent / "examples" / "langchain_chat.py"
     first, second = run(example, tmp_path), run(example, tmp_path)
     assert "2 messages in user-42's history" in first and "4 messages" in second
+
+
+def test_haystack_agent_sees_the_last_runs_context(tmp_path: Path) -> None:
+    example = Path(__file__).parent.parent / "examples" / "haystack_agent.py"
+    env = {**os.environ, "BOTWIRE_HOME": str(tmp_path)}
+    env.pop("OPENAI_API_KEY", None)  # offline: Haystack's MockChatGenerator
+    outputs = [
+        subprocess.run(
+            [sys.executable, str(example), question],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=True,
+        ).stdout
+        for question in ("I like green tea.", "What do I like?")
+    ]
+    assert "before that: []" in outputs[0]
+    assert "before that: ['I like green tea.']" in outputs[1]  # a new process remembers
