@@ -12,6 +12,8 @@ directory (``~/.local/share/botwire`` on Linux).
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -77,6 +79,19 @@ def acquire(
             entry = _open[key] = [store, 0]
         entry[1] += 1  # type: ignore[operator]
         return entry[0]  # type: ignore[return-value]
+
+
+def _close_all() -> None:
+    """At exit: close what is still open (``Memory`` objects nobody closed), cleanly."""
+    with _lock:
+        stores = [entry[0] for entry in _open.values()]
+        _open.clear()
+    for store in stores:
+        with contextlib.suppress(Exception):  # exiting anyway: never mask the real exit
+            store.close()  # type: ignore[union-attr]
+
+
+atexit.register(_close_all)
 
 
 def release(store: Store) -> bool:
