@@ -79,3 +79,9 @@ def test_haystack_agent_sees_the_last_runs_context(tmp_path: Path) -> None:
     ]
     assert "before that: []" in outputs[0]
     assert "before that: ['I like green tea.']" in outputs[1]  # a new process remembers
+
+
+def test_autogen_example_remembers_across_processes(tmp_path: Path) -> None:
+    example = Path(__file__).parent.parent / "examples" / "autogen_agent.py"
+    first, second = run(example, tmp_path), run(example, tmp_path)
+    assert "given 1 memories" in first and "given 2 memories" in second
