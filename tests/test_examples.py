@@ -85,3 +85,9 @@ def test_autogen_example_remembers_across_processes(tmp_path: Path) -> None:
     example = Path(__file__).parent.parent / "examples" / "autogen_agent.py"
     first, second = run(example, tmp_path), run(example, tmp_path)
     assert "given 1 memories" in first and "given 2 memories" in second
+
+
+def test_ag2_example_continues_the_conversation(tmp_path: Path) -> None:
+    example = Path(__file__).parent.parent / "examples" / "ag2_agent.py"
+    first, second = run(example, tmp_path), run(example, tmp_path)
+    assert "1 turns in this conversation" in first and "2 turns" in second
