@@ -1,9 +1,12 @@
-"""One real uvicorn server on 127.0.0.1 for the test session, serving whichever app a test sets.
+"""One real uvicorn server on 127.0.0.1 for the test session, serving the apps tests give it.
 
 Starting a server per test would cost a second each; instead the session's
-server forwards every request to ``Loopback.serve(app)``'s app, whose lifespan
-runs on the server's own event loop, so the requests cross a real socket and a
-real HTTP stack while the test keeps the app in hand (its store, its clock).
+server routes each request to one of the apps ``Loopback.serve(app)`` mounted,
+by a path prefix of its own (``http://127.0.0.1:<port>/app-7``), and runs each
+app's lifespan on the server's event loop. Requests cross a real socket and a
+real HTTP stack, the test keeps the app in hand (its store, its clock), and
+every app has its own URL, so nothing keyed by URL (shared stores, read caches)
+carries over from one test to the next.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ Asgi = Callable[..., Any]
 
 class Loopback:
     def __init__(self) -> None:
-        self._target: Asgi | None = None
+        self._apps: dict[str, Asgi] = {}
+        self._mounted = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
@@ -50,25 +54,32 @@ class Loopback:
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return
-        if self._target is None:
-            raise RuntimeError("no app is being served")
-        await self._target(scope, receive, send)
+        parts = scope["path"].split("/", 2)  # "", "app-7", "v1/ns/..."
+        prefix, rest = parts[1] if len(parts) > 1 else "", parts[2] if len(parts) > 2 else ""
+        app = self._apps.get(prefix)
+        if app is None:
+            await send({"type": "http.response.start", "status": 404, "headers": []})
+            await send({"type": "http.response.body", "body": b"no app mounted here"})
+            return
+        path = "/" + rest
+        await app({**scope, "path": path, "raw_path": path.encode()}, receive, send)
 
-    def serve(self, app: Any) -> Callable[[], None]:
-        """Route requests to ``app`` after running its startup; returns its shutdown."""
+    def serve(self, app: Any) -> tuple[str, Callable[[], None]]:
+        """Mount ``app`` after running its startup: its URL, and a function to shut it down."""
         assert self._loop is not None
         lifespan = app.router.lifespan_context(app)
         asyncio.run_coroutine_threadsafe(lifespan.__aenter__(), self._loop).result(30)
-        self._target = app
+        self._mounted += 1
+        prefix = f"app-{self._mounted}"
+        self._apps[prefix] = app
 
         def shutdown() -> None:
-            if self._target is app:
-                self._target = None
+            self._apps.pop(prefix, None)
             assert self._loop is not None
             done = lifespan.__aexit__(None, None, None)
             asyncio.run_coroutine_threadsafe(done, self._loop).result(30)
 
-        return shutdown
+        return f"{self.url}/{prefix}", shutdown
 
     def close(self) -> None:
         self._server.should_exit = True
@@ -113,8 +124,8 @@ class Server:
 
     def __init__(self, directory: Path, limits: Limits | None = None) -> None:
         self.app = server_app(directory, limits)
-        self.url = loopback().url
-        self._shutdown: Callable[[], None] | None = loopback().serve(self.app)
+        self.url, shutdown = loopback().serve(self.app)
+        self._shutdown: Callable[[], None] | None = shutdown
 
     def stop(self) -> None:
         if self._shutdown is not None:

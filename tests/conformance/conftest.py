@@ -63,8 +63,7 @@ def _live(tmp: Path, clock: FakeClock, limits: Limits | None) -> Store:
     from botwire.stores.http import HttpStore
 
     app = server_app(tmp, limits)
-    server = loopback()
-    shutdown = server.serve(app)
+    url, shutdown = loopback().serve(app)
     server_store = app.state.store
     server_store.clock = clock
 
@@ -76,7 +75,7 @@ def _live(tmp: Path, clock: FakeClock, limits: Limits | None) -> Store:
             super().close()
             shutdown()
 
-    store = LiveStore(server.url)
+    store = LiveStore(url)
     store.clock = clock
     return store
 
