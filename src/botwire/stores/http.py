@@ -20,8 +20,7 @@ import asyncio
 import random
 import time
 import uuid
-import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -37,6 +36,7 @@ from .._errors import (
 )
 from .._ops import Get, Idempotency, Op, Record, is_read_only
 from .._wire import key_path, op_to_json, record_from_json, result_from_json
+from ._per_loop import PerLoop
 from .base import UNCHANGED, Store, _Unchanged
 
 RETRY_STATUSES = {429, 502, 503, 504}
@@ -93,11 +93,7 @@ class HttpStore(Store):
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._headers = headers
         self._client = client or httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
-        # One AsyncClient per event loop (a client's connections belong to its loop).
-        self._async_clients: weakref.WeakKeyDictionary[Any, httpx.AsyncClient] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._closers: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        self._async_clients = PerLoop(self._new_async_client, _aclose)
         self._given_async_client = async_client
         self._closed = False
 
@@ -107,32 +103,15 @@ class HttpStore(Store):
 
     async def aclose(self) -> None:
         self.close()
-        client = self._async_clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:  # those of other loops close as their loops shut down
-            await client.aclose()
+        await self._async_clients.close_current()  # those of other loops close with them
 
-    def _async_client(self) -> httpx.AsyncClient:
+    async def _async_client(self) -> httpx.AsyncClient:
         if self._given_async_client is not None:
             return self._given_async_client
-        loop = asyncio.get_running_loop()
-        client = self._async_clients.get(loop)
-        if client is None:
-            client = self._async_clients[loop] = httpx.AsyncClient(
-                base_url=self.url, headers=self._headers, timeout=self.timeout
-            )
-            # An async generator parked in the loop is closed by the loop's own shutdown
-            # (asyncio.run calls shutdown_asyncgens): it closes the client's connections.
-            closer = self._close_at_shutdown(loop, client)
-            self._closers[loop] = (closer, loop.create_task(_first_step(closer)))
-        return client
+        return await self._async_clients.get()
 
-    async def _close_at_shutdown(self, loop: Any, client: httpx.AsyncClient) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            if self._async_clients.get(loop) is client:
-                del self._async_clients[loop]
-            await client.aclose()
+    async def _new_async_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, headers=self._headers, timeout=self.timeout)
 
     # -- building requests ---------------------------------------------------------
 
@@ -195,7 +174,7 @@ class HttpStore(Store):
         self, method: str, path: str, body: bytes | None, headers: dict[str, str]
     ) -> httpx.Response:
         """Async :meth:`_send`."""
-        client = self._async_client()
+        client = await self._async_client()
         deadline = time.monotonic() + self.timeout
         for attempt in range(1000):
             response = None
@@ -238,8 +217,8 @@ class HttpStore(Store):
         return UNCHANGED if response.status_code == 304 else self._results((Get(key),), response)[0]
 
 
-async def _first_step(generator: AsyncIterator[None]) -> None:
-    await generator.__anext__()
+async def _aclose(client: httpx.AsyncClient) -> None:
+    await client.aclose()
 
 
 def _final(failure: Exception, url: str) -> BotwireError:
