@@ -35,11 +35,13 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
 @pytest.fixture(scope="session", autouse=True)
 def _loopback_server() -> Iterator[None]:
-    """Stops the shared loopback uvicorn (tests/loopback.py) at the end, if one started."""
+    """At the end: stop the shared loopback uvicorn, drop the PostgreSQL test schemas."""
     yield
     from .loopback import close_loopback
+    from .postgres import drop_schemas
 
     close_loopback()
+    drop_schemas()
 
 
 @pytest.fixture

@@ -178,6 +178,15 @@ def _open_memory(url: str, timeout: float, api_key: str | None) -> Store:
     return MemoryStore()
 
 
+def _open_postgres(url: str, timeout: float, api_key: str | None) -> Store:
+    try:
+        from .stores.postgres import PostgresStore
+    except ImportError:
+        raise InvalidURL(f"{url!r} needs psycopg: pip install 'botwire[postgres]'") from None
+
+    return PostgresStore(url, timeout=timeout)
+
+
 def _open_http(url: str, timeout: float, api_key: str | None) -> Store:
     from .stores.http import HttpStore
 
@@ -189,5 +198,7 @@ _SCHEMES: dict[str, Callable[[str, float, str | None], Store]] = {
     "memory": _open_memory,
     "http": _open_http,
     "https": _open_http,
+    "postgresql": _open_postgres,
+    "postgres": _open_postgres,
 }
 _REMOTE = {"http", "https"}  # the schemes whose stores get a read cache

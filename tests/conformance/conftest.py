@@ -86,7 +86,17 @@ def _live_cached(tmp: Path, clock: FakeClock, limits: Limits | None) -> Store:
     return CachedStore(_live(tmp, clock, limits), tmp / "cache")
 
 
+def _postgres(tmp: Path, clock: FakeClock, limits: Limits | None) -> Store:
+    """PostgreSQL at $BOTWIRE_TEST_POSTGRES_URL, in a schema of its own."""
+    from botwire.stores.postgres import PostgresStore
+
+    from ..postgres import fresh_schema_url
+
+    return PostgresStore(fresh_schema_url(), clock=clock, limits=limits, pool_size=4)
+
+
 STORES: dict[str, StoreFactory] = {
+    "postgres": _postgres,
     "http": _http,
     "http-cached": _http_cached,
     "live": _live,

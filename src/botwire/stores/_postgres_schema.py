@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_SIZE = "octet_length({row}.key) + octet_length({row}.value)"
+_SIZE = "(octet_length({row}.key) + octet_length({row}.value))"
 
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (

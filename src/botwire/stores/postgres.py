@@ -1,0 +1,536 @@
+"""The PostgreSQL store: many server replicas (or trusted back-ends) on one database.
+
+* psycopg 3 with a connection pool (``pool_size`` connections), and one async
+  pool per event loop for ``AsyncMemory``. Every operation is written once, as
+  a plan (a generator yielding SQL and receiving rows); a sync and an async
+  driver run it.
+* Every write batch first locks its namespace's counter row (one upsert that
+  also returns the counters). Writes to one namespace are therefore applied one
+  after another across all replicas, so compare-and-set, the daily write limit
+  and the storage quota are checked against exactly the state they change, and
+  a namespace's versions commit in order (its change feed never skips one).
+  Writes to different namespaces run in parallel.
+* Versions come from one database sequence shared by every replica. Triggers
+  keep bytes per namespace and tombstones in the statement that writes an item.
+* ``Idempotency``: the request's results are stored in the write's own
+  transaction; a repeat waits for the first (the namespace lock), then replays.
+* Reads see one snapshot (``REPEATABLE READ``). Deadlocks and serialization
+  failures are retried; a lost connection is retried for reads and for writes
+  carrying an idempotency key, else reported as ``Unavailable`` (the outcome is
+  unknown). Everything within ``timeout`` seconds.
+* The sweep locks each namespace before deleting its expired rows, like a
+  write, so every replica may sweep at once.
+* The schema is created and migrated on open (``migrate=False`` to leave it to
+  ``botwire migrate``); see :mod:`botwire.stores._postgres_schema`.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import time
+from collections.abc import Callable, Generator, Sequence
+from typing import Any, ClassVar
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+
+from .._errors import (
+    BotwireError,
+    IdempotencyKeyReused,
+    StoreClosed,
+    StoreError,
+    Unavailable,
+)
+from .._ops import (
+    Append,
+    Change,
+    ChangePage,
+    Changes,
+    Clear,
+    Count,
+    Delete,
+    Get,
+    Idempotency,
+    Incr,
+    ListKeys,
+    NamespaceStats,
+    Op,
+    Put,
+    Record,
+    Scan,
+    Stats,
+    Touch,
+    is_read_only,
+)
+from . import _logic
+from ._per_loop import PerLoop
+from ._postgres_schema import migrate
+from .base import Limits, Store
+
+# A plan yields (sql, params) and receives the rows (or the row count) back.
+Plan = Generator[tuple[str, Sequence[Any]], Any, Any]
+
+_LIVE = "(expires_at IS NULL OR expires_at > %s)"
+_RECORD = "value, version, created_at, updated_at, expires_at"
+_LOCK_NAMESPACE = (
+    "INSERT INTO botwire_ns_stats (ns) VALUES (%s) ON CONFLICT (ns) "
+    "DO UPDATE SET ns = excluded.ns RETURNING bytes, day, writes"
+)
+_COUNT_WRITES = (
+    "UPDATE botwire_ns_stats SET writes = CASE WHEN day = %s THEN writes + %s ELSE %s END, "
+    "day = %s WHERE ns = %s RETURNING writes, bytes"
+)
+_UPSERT = (
+    "INSERT INTO botwire_items VALUES (%s, %s, %s, nextval('botwire_version'), %s, %s, %s, %s) "
+    "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, version = excluded.version, "
+    "updated_at = excluded.updated_at, expires_at = excluded.expires_at, ttl = excluded.ttl, "
+    "created_at = CASE WHEN botwire_items.expires_at <= excluded.updated_at "
+    "THEN excluded.created_at ELSE botwire_items.created_at END RETURNING version"
+)
+_RETRY_ALWAYS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+
+
+class PostgresStore(Store):
+    """Items of every namespace in one PostgreSQL database at ``url``."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+        limits: Limits | None = None,
+        migrate_schema: bool = True,
+        sweep_interval: float = 60.0,
+    ) -> None:
+        self.url = url
+        self.timeout = float(timeout)
+        self.clock = clock
+        self.limits = limits if limits and limits.active else None
+        self._sweep_interval = sweep_interval
+        self._last_sweep = 0.0
+        self._pool_size = pool_size
+        self._closed = False
+        try:
+            self._pool = ConnectionPool(
+                url, min_size=1, max_size=pool_size, timeout=timeout, open=True, name="botwire"
+            )
+            self._pool.wait(timeout)
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise Unavailable(f"PostgreSQL at {_safe(url)} could not be reached: {exc}") from exc
+        if migrate_schema:
+            with self._pool.connection() as conn:
+                migrate(conn)
+        self._async_pools: PerLoop[AsyncConnectionPool] = PerLoop(self._new_async_pool, _aclose)
+
+    async def _new_async_pool(self) -> AsyncConnectionPool:
+        pool = AsyncConnectionPool(
+            self.url, min_size=1, max_size=self._pool_size, timeout=self.timeout, open=False
+        )
+        await pool.open()
+        return pool
+
+    def close(self) -> None:
+        self._closed = True
+        self._pool.close()
+
+    async def aclose(self) -> None:
+        self.close()
+        await self._async_pools.close_current()
+
+    # -- drivers: one plan, two ways to run it --------------------------------------------
+
+    def _run(self, make_plan: Callable[[], Plan], *, retry_lost: bool, read_only: bool) -> Any:
+        deadline = time.monotonic() + self.timeout
+        for attempt in range(1000):
+            if self._closed:
+                raise StoreClosed("the store is closed")
+            try:
+                with self._pool.connection(timeout=self.timeout) as conn:
+                    if read_only:
+                        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    plan = make_plan()
+                    answer: Any = None
+                    try:
+                        step = plan.send(None)
+                        while True:
+                            cursor = conn.execute(*step)
+                            answer = cursor.fetchall() if cursor.description else cursor.rowcount
+                            step = plan.send(answer)
+                    except StopIteration as done:
+                        return done.value
+            except BotwireError:
+                raise
+            except Exception as exc:
+                time.sleep(self._retry(exc, attempt, deadline, retry_lost))
+        raise Unavailable("PostgreSQL: too many retries")
+
+    async def _arun(
+        self, make_plan: Callable[[], Plan], *, retry_lost: bool, read_only: bool
+    ) -> Any:
+        import asyncio
+
+        pool = await self._async_pools.get()
+        deadline = time.monotonic() + self.timeout
+        for attempt in range(1000):
+            if self._closed:
+                raise StoreClosed("the store is closed")
+            try:
+                async with pool.connection(timeout=self.timeout) as conn:
+                    if read_only:
+                        await conn.execute(
+                            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+                        )
+                    plan = make_plan()
+                    answer: Any = None
+                    try:
+                        step = plan.send(None)
+                        while True:
+                            cursor = await conn.execute(*step)
+                            answer = (
+                                await cursor.fetchall() if cursor.description else cursor.rowcount
+                            )
+                            step = plan.send(answer)
+                    except StopIteration as done:
+                        return done.value
+            except BotwireError:
+                raise
+            except Exception as exc:
+                await asyncio.sleep(self._retry(exc, attempt, deadline, retry_lost))
+        raise Unavailable("PostgreSQL: too many retries")
+
+    def _retry(self, exc: Exception, attempt: int, deadline: float, retry_lost: bool) -> float:
+        """How long to wait before trying again; raises when that is not safe or too late."""
+        if isinstance(exc, _RETRY_ALWAYS):
+            pass  # rolled back for certain: always safe to run again
+        elif isinstance(exc, (psycopg.OperationalError, PoolTimeout)):
+            if not retry_lost:
+                raise Unavailable(
+                    f"PostgreSQL: the connection failed during a write, whose outcome is "
+                    f"unknown ({exc}); retry with an idempotency key"
+                ) from exc
+        elif isinstance(exc, psycopg.Error):
+            raise StoreError(f"PostgreSQL: {exc}") from exc
+        else:
+            raise exc
+        pause = random.uniform(0, min(0.5, 0.005 * 2**attempt))
+        if time.monotonic() + pause > deadline:
+            raise Unavailable(f"PostgreSQL: gave up after {self.timeout}s ({exc})") from exc
+        return pause
+
+    # -- the primitive --------------------------------------------------------------------
+
+    def batch(
+        self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None
+    ) -> list[Any]:
+        if not ops:
+            return []
+        if is_read_only(ops):
+            return self._run(  # type: ignore[no-any-return]
+                lambda: self._read(namespace, ops), retry_lost=True, read_only=True
+            )
+        now = self.clock()
+        results = self._run(
+            lambda: self._write(namespace, ops, idempotency, now),
+            retry_lost=idempotency is not None,
+            read_only=False,
+        )
+        self._maybe_sweep()
+        return results  # type: ignore[no-any-return]
+
+    async def abatch(
+        self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None
+    ) -> list[Any]:
+        if not ops:
+            return []
+        if is_read_only(ops):
+            return await self._arun(  # type: ignore[no-any-return]
+                lambda: self._read(namespace, ops), retry_lost=True, read_only=True
+            )
+        now = self.clock()
+        return await self._arun(  # type: ignore[no-any-return]
+            lambda: self._write(namespace, ops, idempotency, now),
+            retry_lost=idempotency is not None,
+            read_only=False,
+        )
+
+    # -- plans: batches -------------------------------------------------------------------
+
+    def _read(self, ns: str, ops: Sequence[Op]) -> Plan:
+        now = self.clock()
+        results = []
+        for op in ops:
+            results.append((yield from self._handlers[type(op)](self, ns, op, now)))
+        return results
+
+    def _write(self, ns: str, ops: Sequence[Op], idem: Idempotency | None, now: float) -> Plan:
+        ((bytes_before, _, _),) = yield (_LOCK_NAMESPACE, (ns,))  # held until commit
+        if idem is not None:
+            rows = yield (
+                "SELECT fingerprint, results FROM botwire_idempotency "
+                "WHERE ns = %s AND key = %s AND claimed_at > %s",
+                (ns, idem.key, now - _logic.IDEMPOTENCY_TTL),
+            )
+            if rows:
+                if rows[0][0] != idem.fingerprint:
+                    raise IdempotencyKeyReused(
+                        f"idempotency key {idem.key!r} was used for another request"
+                    )
+                return _logic.decode_results(bytes(rows[0][1]))
+        guarded = [o.key for o in ops if isinstance(o, (Put, Delete)) and o.if_version is not None]
+        if guarded:
+            rows = yield (
+                "SELECT key, version FROM botwire_items "
+                f"WHERE ns = %s AND key = ANY(%s) AND {_LIVE}",
+                (ns, guarded, now),
+            )
+            live = dict(rows)
+            _logic.check_conflicts(ops, lambda key: live.get(key, 0))
+        results = []
+        for op in ops:
+            results.append((yield from self._handlers[type(op)](self, ns, op, now)))
+        writes = _logic.writes_in(ops, results)
+        day = _logic.utc_day(now)
+        ((writes_today, bytes_after),) = yield (_COUNT_WRITES, (day, writes, writes, day, ns))
+        if self.limits is not None:
+            _logic.check_limits(
+                self.limits,
+                writes_today=writes_today,
+                bytes_before=bytes_before,
+                bytes_after=bytes_after,
+                now=now,
+            )
+        if idem is not None:
+            yield (
+                "INSERT INTO botwire_idempotency VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT (ns, key) DO UPDATE SET fingerprint = excluded.fingerprint, "
+                "results = excluded.results, claimed_at = excluded.claimed_at",
+                (ns, idem.key, idem.fingerprint, _logic.encode_results(results), now),
+            )
+        return results
+
+    # -- plans: one operation each ----------------------------------------------------------
+
+    def _get(self, ns: str, op: Get, now: float) -> Plan:
+        rows = yield (
+            f"SELECT {_RECORD} FROM botwire_items WHERE ns = %s AND key = %s",
+            (ns, op.key),
+        )
+        if not rows or (rows[0][4] is not None and rows[0][4] <= now):
+            return None
+        record = _record(rows[0])
+        if op.refresh:  # sliding expiry: restart the clock from the key's own TTL
+            refreshed = yield (
+                "UPDATE botwire_items SET expires_at = %s + ttl "
+                "WHERE ns = %s AND key = %s AND ttl IS NOT NULL RETURNING expires_at",
+                (now, ns, op.key),
+            )
+            if refreshed:
+                return record._replace(expires_at=refreshed[0][0])
+        return record
+
+    def _put(self, ns: str, op: Put, now: float) -> Plan:
+        _logic.check_value_size(self.limits, op.key, op.data)
+        expires = None if op.ttl is None else now + op.ttl
+        rows = yield (_UPSERT, (ns, op.key, op.data, now, now, expires, op.ttl))
+        return int(rows[0][0])
+
+    def _delete(self, ns: str, op: Delete, now: float) -> Plan:
+        rows = yield (
+            "DELETE FROM botwire_items WHERE ns = %s AND key = %s RETURNING expires_at",
+            (ns, op.key),
+        )
+        return bool(rows) and (rows[0][0] is None or rows[0][0] > now)
+
+    def _read_modify_write(self, ns: str, op: Incr | Append, now: float) -> Plan:
+        rows = yield (
+            "SELECT value, expires_at, ttl FROM botwire_items WHERE ns = %s AND key = %s",
+            (ns, op.key),
+        )
+        live = bool(rows) and (rows[0][1] is None or rows[0][1] > now)
+        current = bytes(rows[0][0]) if live else None
+        result: Any
+        if isinstance(op, Incr):
+            result, data = _logic.incremented(current, op.by)
+        else:
+            result, data = _logic.appended(current, op.items, op.max_len)
+        _logic.check_value_size(self.limits, op.key, data)
+        old_ttl, old_expires = (rows[0][2], rows[0][1]) if live else (None, None)
+        ttl, expires = _logic.resolve_ttl(op.ttl, op.new_ttl, live, old_ttl, old_expires, now)
+        yield (_UPSERT, (ns, op.key, data, now, now, expires, ttl))
+        return result
+
+    def _touch(self, ns: str, op: Touch, now: float) -> Plan:
+        expires = None if op.ttl is None else now + op.ttl
+        count = yield (
+            "UPDATE botwire_items SET expires_at = %s, ttl = %s, "
+            f"version = nextval('botwire_version') WHERE ns = %s AND key = %s AND {_LIVE}",
+            (expires, op.ttl, ns, op.key, now),
+        )
+        return count > 0
+
+    def _list(self, ns: str, op: ListKeys, now: float) -> Plan:
+        where, args = _range(ns, op.prefix, op.after, now)
+        rows = yield (f"SELECT key FROM botwire_items WHERE {where} ORDER BY key{_limit(op)}", args)
+        return [row[0] for row in rows]
+
+    def _scan(self, ns: str, op: Scan, now: float) -> Plan:
+        where, args = _range(ns, op.prefix, op.after, now)
+        rows = yield (
+            f"SELECT key, {_RECORD} FROM botwire_items WHERE {where} ORDER BY key{_limit(op)}",
+            args,
+        )
+        return [(row[0], _record(row[1:])) for row in rows]
+
+    def _count(self, ns: str, op: Count | Clear, now: float) -> Plan:
+        where, args = _range(ns, op.prefix, None, now)
+        rows = yield (f"SELECT count(*) FROM botwire_items WHERE {where}", args)
+        return int(rows[0][0])
+
+    def _clear(self, ns: str, op: Clear, now: float) -> Plan:
+        live = yield from self._count(ns, op, now)
+        where, args = _range(ns, op.prefix, None, None)  # expired rows go too: dead weight
+        yield (f"DELETE FROM botwire_items WHERE {where}", args)
+        return live
+
+    def _stats(self, ns: str, op: Stats, now: float) -> Plan:
+        keys = yield from self._count(ns, Count(), now)
+        rows = yield ("SELECT bytes, day, writes FROM botwire_ns_stats WHERE ns = %s", (ns,))
+        if not rows:
+            return NamespaceStats(keys, 0, 0)
+        size, day, writes = rows[0]
+        return NamespaceStats(keys, int(size), int(writes) if day == _logic.utc_day(now) else 0)
+
+    def _changes(self, ns: str, op: Changes, now: float) -> Plan:
+        rows = yield (
+            "SELECT key, version, false FROM botwire_items WHERE ns = %s AND version > %s "
+            "UNION ALL SELECT key, version, true FROM botwire_tombstones "
+            "WHERE ns = %s AND version > %s ORDER BY 2 LIMIT %s",
+            (ns, op.since, ns, op.since, op.limit),
+        )
+        changes = [Change(key, int(version), deleted) for key, version, deleted in rows]
+        ((pruned,),) = yield ("SELECT v FROM botwire_meta WHERE k = 'pruned'", ())
+        return ChangePage(changes, changes[-1].version if changes else op.since, op.since < pruned)
+
+    _handlers: ClassVar[dict[type, Callable[..., Plan]]] = {
+        Get: _get,
+        Put: _put,
+        Delete: _delete,
+        Incr: _read_modify_write,
+        Append: _read_modify_write,
+        Touch: _touch,
+        ListKeys: _list,
+        Scan: _scan,
+        Count: _count,
+        Clear: _clear,
+        Stats: _stats,
+        Changes: _changes,
+    }
+
+    # -- sweeping ---------------------------------------------------------------------------
+
+    def _maybe_sweep(self) -> None:
+        now = self.clock()
+        if now - self._last_sweep >= self._sweep_interval:
+            self._last_sweep = now
+            self.sweep(500)
+
+    def sweep(self, limit: int = 1000) -> int:
+        """Delete up to ``limit`` expired items (each namespace under its lock), prune the feed."""
+        now = self.clock()
+
+        def expired() -> Plan:
+            rows = yield (
+                "SELECT DISTINCT ns FROM (SELECT ns FROM botwire_items "
+                "WHERE expires_at <= %s LIMIT %s) AS due",
+                (now, limit),
+            )
+            return [row[0] for row in rows]
+
+        def sweep_namespace(ns: str, most: int) -> Plan:
+            yield (_LOCK_NAMESPACE, (ns,))  # the order every writer takes: no deadlock
+            return (
+                yield (
+                    "DELETE FROM botwire_items WHERE ctid IN (SELECT ctid FROM botwire_items "
+                    "WHERE ns = %s AND expires_at <= %s LIMIT %s)",
+                    (ns, now, most),
+                )
+            )
+
+        def prune() -> Plan:
+            yield (
+                "INSERT INTO botwire_seq_marks SELECT %s, last_value FROM botwire_version",
+                (now,),
+            )
+            rows = yield (
+                "SELECT at, seq FROM botwire_seq_marks WHERE at <= %s ORDER BY seq DESC LIMIT 1",
+                (now - _logic.TOMBSTONE_TTL,),
+            )
+            if rows:
+                at, cutoff = rows[0]
+                yield ("DELETE FROM botwire_tombstones WHERE version <= %s", (cutoff,))
+                yield (
+                    "UPDATE botwire_meta SET v = greatest(v, %s) WHERE k = 'pruned'",
+                    (cutoff,),
+                )
+                yield ("DELETE FROM botwire_seq_marks WHERE at < %s", (at,))
+            yield (
+                "DELETE FROM botwire_idempotency WHERE claimed_at <= %s",
+                (now - _logic.IDEMPOTENCY_TTL,),
+            )
+
+        removed = 0
+        for ns in self._run(expired, retry_lost=True, read_only=True):
+            most = limit - removed
+            if most <= 0:
+                break
+            removed += self._run(
+                functools.partial(sweep_namespace, ns, most), retry_lost=True, read_only=False
+            )
+        self._run(prune, retry_lost=True, read_only=False)
+        return removed
+
+
+def _record(row: Sequence[Any]) -> Record:
+    return Record(bytes(row[0]), int(row[1]), row[2], row[3], row[4])
+
+
+def _limit(op: ListKeys | Scan) -> str:
+    return "" if op.limit is None else f" LIMIT {int(op.limit)}"
+
+
+def _range(ns: str, prefix: str, after: str | None, now: float | None) -> tuple[str, list[Any]]:
+    """A WHERE clause for the keys of ``ns`` with ``prefix``, after ``after``, live at ``now``."""
+    sql, args = ["ns = %s"], [ns]
+    if prefix:
+        sql.append("key >= %s")
+        args.append(prefix)
+        upper = _logic.prefix_upper(prefix)
+        if upper is not None:
+            sql.append("key < %s")
+            args.append(upper)
+    if after is not None:
+        sql.append("key > %s")
+        args.append(after)
+    if now is not None:
+        sql.append(_LIVE)
+        args.append(now)  # type: ignore[arg-type]
+    return " AND ".join(sql), args
+
+
+def _safe(url: str) -> str:
+    """``url`` without its password, for messages."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+async def _aclose(pool: AsyncConnectionPool) -> None:
+    await pool.close()
