@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from botwire.stores import Store
 from botwire.stores.sqlite import SqliteStore
 
 from . import errors, openapi, routes_compat, routes_v1, routing
@@ -38,15 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = SqliteStore(
-            settings.db,
-            synchronous=settings.synchronous,
-            limits=settings.limits,
-            accounting=True,
-            writer_lock=True,  # workers take turns without busy-wait sleeps
-            sweep_interval=float("inf"),  # the sweeper task does it
-        )
-        admin = SqliteStore(settings.db, synchronous=settings.synchronous)  # tokens: no limits
+        store, admin = open_stores(settings)
         app.state.store = store
         app.state.writes = WriteQueue(store)
         app.state.tokens = Tokens(admin) if settings.auth == "token" else None
@@ -102,7 +95,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-async def _sweep_forever(store: SqliteStore, interval: float) -> None:
+def open_stores(settings: Settings) -> tuple[Store, Store]:
+    """The items store (with the limits) and the admin store (tokens: no limits) of ``--db``.
+
+    A ``postgresql://`` URL opens PostgreSQL (migrating its schema, safely when
+    replicas start together); anything else is a SQLite file.
+    """
+    if settings.uses_postgres:
+        from botwire.stores.postgres import PostgresStore
+
+        items: Store = PostgresStore(
+            settings.db,
+            limits=settings.limits,
+            pool_size=settings.pool_size,
+            sweep_interval=float("inf"),  # the sweeper task does it
+        )
+        admin = PostgresStore(settings.db, pool_size=2, migrate_schema=False)
+        return items, admin
+    store = SqliteStore(
+        settings.db,
+        synchronous=settings.synchronous,
+        limits=settings.limits,
+        accounting=True,
+        writer_lock=True,  # workers take turns without busy-wait sleeps
+        sweep_interval=float("inf"),  # the sweeper task does it
+    )
+    return store, SqliteStore(settings.db, synchronous=settings.synchronous)
+
+
+async def _sweep_forever(store: Store, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         try:

@@ -41,12 +41,30 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def token(args: argparse.Namespace) -> int:
-    from botwire.stores.sqlite import SqliteStore
+def migrate(args: argparse.Namespace) -> int:
+    """Create or upgrade a PostgreSQL database's schema (what ``serve`` also does on start)."""
+    import psycopg
 
+    from botwire.stores._postgres_schema import SCHEMA_VERSION
+    from botwire.stores._postgres_schema import migrate as apply
+
+    settings = settings_from(args)
+    if not settings.uses_postgres:
+        print("botwire: migrate is for PostgreSQL: --db postgresql://...", file=sys.stderr)
+        return 2
+    with psycopg.connect(settings.db) as conn:
+        applied = apply(conn)
+    done = ", ".join(map(str, applied)) if applied else "none needed"
+    print(f"schema version {SCHEMA_VERSION}; migrations applied: {done}")
+    return 0
+
+
+def token(args: argparse.Namespace) -> int:
+    from .app import open_stores
     from .auth import Tokens
 
-    store = SqliteStore(settings_from(args).db)
+    items, store = open_stores(settings_from(args))  # tokens live in the admin store
+    items.close()
     try:
         tokens = Tokens(store)
         if args.token_command == "create":
@@ -69,12 +87,15 @@ def token(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: Any) -> None:
-    """Add ``serve`` and ``token`` to the ``botwire`` command's subparsers."""
+    """Add ``serve``, ``migrate`` and ``token`` to the ``botwire`` command's subparsers."""
     p = sub.add_parser("serve", help="run the server (pip install 'botwire[server]')")
     p.set_defaults(run=serve)
     p.add_argument("--host")
     p.add_argument("--port", type=int)
-    p.add_argument("--db", help="SQLite file (default: server.db in $BOTWIRE_HOME)")
+    p.add_argument(
+        "--db", help="SQLite file (default: server.db in $BOTWIRE_HOME), or postgresql://..."
+    )
+    p.add_argument("--pool-size", type=int, help="PostgreSQL connections per worker (10)")
     p.add_argument("--workers", type=int)
     p.add_argument("--auth", choices=["open", "token"])
     p.add_argument("--allow-open", action="store_true", default=None)
@@ -86,9 +107,13 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--sweep-interval", type=float, help="seconds between expiry sweeps")
     p.add_argument("--access-log", action="store_true", help="log every request (off: faster)")
 
+    p = sub.add_parser("migrate", help="create or upgrade a PostgreSQL database's schema")
+    p.set_defaults(run=migrate)
+    p.add_argument("--db", required=True, help="postgresql://user@host:5432/database")
+
     p = sub.add_parser("token", help="create, list and revoke API tokens of a server")
     p.set_defaults(run=token)
-    db_help = "the server's SQLite file (default: server.db in $BOTWIRE_HOME)"
+    db_help = "the server's SQLite file (default: server.db in $BOTWIRE_HOME) or postgresql://"
     p.add_argument("--db", help=db_help)
     db = argparse.ArgumentParser(add_help=False)  # --db after the subcommand too
     db.add_argument("--db", default=argparse.SUPPRESS, help=db_help)

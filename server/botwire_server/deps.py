@@ -43,7 +43,10 @@ async def body_json(request: Request) -> Any:
 
 
 async def read(request: Request, namespace: str, ops: list[Op]) -> list[Any]:
-    return store_of(request).batch(namespace, ops)  # reads never wait on writers (WAL)
+    store = store_of(request)
+    if store.local_io:
+        return store.batch(namespace, ops)  # SQLite: reads never wait on writers (WAL)
+    return await store.abatch(namespace, ops)
 
 
 async def write(
@@ -58,10 +61,12 @@ async def write(
             b"%s %s\n%s" % (request.method.encode(), request.url.path.encode(), body)
         ).hexdigest()
         idempotency = Idempotency(idempotency_key, fingerprint)
+    store = store_of(request)
+    if not store.local_io:  # PostgreSQL: concurrent transactions, real async I/O
+        return await store.abatch(namespace, ops, idempotency=idempotency)
     if idempotency is None:  # group commit (see writes.py)
         return await request.app.state.writes.submit(namespace, ops)  # type: ignore[no-any-return]
     # Idempotent requests claim their key in a transaction of their own first.
-    store = store_of(request)
     results = store.try_batch(namespace, ops, idempotency=idempotency)
     if results is None:
         results = await run_in_threadpool(store.batch, namespace, ops, idempotency=idempotency)

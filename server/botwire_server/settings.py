@@ -27,7 +27,7 @@ def _default_db() -> str:
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8787
-    db: str = field(default_factory=_default_db)  # a SQLite path (PostgreSQL URLs: a later issue)
+    db: str = field(default_factory=_default_db)  # a SQLite path, or a postgresql:// URL
     workers: int = 1
     synchronous: str = "full"
     writes_per_day: int = 1000  # per namespace, UTC day
@@ -37,6 +37,7 @@ class Settings:
     auth: str = "open"  # "open": the namespace is the capability; "token": bearer tokens
     allow_open: bool = False  # allow open mode on a non-loopback address
     sweep_interval: float = 5.0  # seconds between background sweeps of expired items
+    pool_size: int = 10  # PostgreSQL connections per worker
 
     def __post_init__(self) -> None:
         if self.auth not in ("open", "token"):
@@ -46,6 +47,12 @@ class Settings:
                 raise InvalidRequest(f"{name} must be >= 0")
         if self.workers < 1:
             raise InvalidRequest("workers must be >= 1")
+        if self.pool_size < 1:
+            raise InvalidRequest("pool_size must be >= 1")
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.db.startswith(("postgresql://", "postgres://"))
 
     @property
     def limits(self) -> Limits:

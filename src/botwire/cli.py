@@ -8,6 +8,7 @@
     botwire export NS [-o FILE]        JSON Lines: {"namespace","key","value","expires_at"}
     botwire import FILE|- [--namespace NS]
     botwire serve [--host H] [--port P] [--db PATH] [--workers N] ...   (botwire[server])
+    botwire migrate --db postgresql://...                              (botwire[server,postgres])
     botwire token create --namespaces 'user-*' [--read-only] | list | revoke ID
 
 The store is ``--url``, else ``$BOTWIRE_URL``, else the embedded default.
@@ -92,7 +93,7 @@ def _server_missing(sub: Any) -> None:
         print("botwire: the server needs: pip install 'botwire[server]'", file=sys.stderr)
         return 2
 
-    for name in ("serve", "token"):
+    for name in ("serve", "migrate", "token"):
         p = sub.add_parser(name, help="(pip install 'botwire[server]')")
         p.set_defaults(run=hint)
         p.add_argument("rest", nargs=argparse.REMAINDER)

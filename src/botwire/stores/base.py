@@ -51,6 +51,10 @@ class Store(ABC):
     #: The store's notion of "now" (Unix seconds); tests replace it.
     clock: Callable[[], float] = staticmethod(time.time)
 
+    #: Whether calls finish in microseconds with no network I/O (SQLite, in-process):
+    #: a server may then call :meth:`batch` on its event loop, else it awaits :meth:`abatch`.
+    local_io: bool = False
+
     @abstractmethod
     def batch(
         self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None

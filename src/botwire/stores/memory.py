@@ -67,6 +67,8 @@ class _Space:
 class MemoryStore(Store):
     """Items of every namespace in a dict of dicts; nothing touches the disk."""
 
+    local_io = True
+
     def __init__(
         self, *, clock: Callable[[], float] = time.time, limits: Limits | None = None
     ) -> None:

@@ -103,6 +103,8 @@ class _WouldWait(Exception):
 class SqliteStore(Store):
     """Items of every namespace in one SQLite file at ``path``."""
 
+    local_io = True
+
     def __init__(
         self,
         path: str | os.PathLike[str],
