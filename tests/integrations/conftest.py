@@ -1,4 +1,4 @@
-"""Adapters run over every kind of store: in-process, embedded SQLite, and a server."""
+"""Adapters run over every kind of store: in-process, embedded SQLite, a server, PostgreSQL."""
 
 from __future__ import annotations
 
@@ -14,10 +14,14 @@ from ..loopback import Server
 MemoryFactory = Callable[[str], Memory]
 
 
-@pytest.fixture(params=["memory", "sqlite", "http"])
+@pytest.fixture(params=["memory", "sqlite", "http", "postgres"])
 def memory_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A store URL of each kind; "http" is the real server on a loopback uvicorn."""
-    if request.param == "memory":
+    if request.param == "postgres":
+        from ..postgres import fresh_schema_url
+
+        yield fresh_schema_url()
+    elif request.param == "memory":
         yield f"memory://{tmp_path.name}"
     elif request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/adapters.db"

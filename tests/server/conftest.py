@@ -61,15 +61,20 @@ def free_port() -> int:
 class LiveServer:
     """`botwire serve` in a subprocess on a loopback port; restartable, killable."""
 
-    def __init__(self, db: Path, **flags: Any) -> None:
-        self.db = db
+    def __init__(self, db: Path | str, log: Path | None = None, **flags: Any) -> None:
+        self.db = db  # a SQLite file, or a postgresql:// URL
         self.flags = flags
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = db.with_suffix(".log")
+        self.log = log or Path(db).with_suffix(".log")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the process, without waiting for it to answer."""
         args = [
             sys.executable,
             "-m",
@@ -91,6 +96,9 @@ class LiveServer:
                 stderr=log,
                 start_new_session=True,  # so a kill reaches every worker
             )
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
