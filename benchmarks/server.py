@@ -1,6 +1,6 @@
 """HTTP server throughput and latency: botwire against its peers, in one run, on loopback.
 
-    python benchmarks/server.py [--seconds 10] [--connections 32] [--workers 2]
+    python benchmarks/server.py [--seconds 10] [--connections 32] [--workers 2] [--postgres URL]
 
 Each system runs under uvicorn with ``--workers`` processes on a fresh SQLite
 file, is filled with 1,000 keys of ~1 KB, then measured:
@@ -14,6 +14,12 @@ practical limit) and ``peers/reference_app.py`` (a replica of the reference
 BotWire endpoints). botwire runs with its limits off (``--writes-per-day 0
 --max-bytes 0``) and ``synchronous=full``, like the peers. wrk shares the two
 cores with the servers: its figures are fair only as ratios within one run.
+
+With PostgreSQL (``--postgres``, default $BOTWIRE_TEST_POSTGRES_URL; each run in
+a fresh schema) botwire also runs on it as 1 replica of ``--workers`` workers,
+and as 2 replicas (separate processes on separate ports, the same workers in
+all) measured by one wrk per replica at once, half the connections each, their
+rates added. PostgreSQL's own ``synchronous_commit`` is left as configured.
 """
 
 from __future__ import annotations
@@ -47,6 +53,57 @@ class System:
     get_path: str  # with {i}
     put_path: str
     put_body: str  # with {n}, a Lua/printf format producing JSON
+    replicas: list[list[str]] | None = None  # more processes (their own ports) beside command
+
+
+def botwire_command(port: int, db: str, workers: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "botwire.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--db",
+        db,
+        "--workers",
+        str(workers),
+        "--writes-per-day",
+        "0",
+        "--max-bytes",
+        "0",
+    ]
+
+
+def postgres_systems(url: str, ports: list[int], workers: int) -> list[System]:
+    """botwire on PostgreSQL: one replica, and two sharing the workers (fresh schemas)."""
+    import uuid
+    from urllib.parse import quote
+
+    import psycopg
+
+    def fresh() -> str:
+        schema = f"bwbench_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+        return f"{url}{'&' if '?' in url else '?'}options={quote('-csearch_path=' + schema)}"
+
+    per_replica = max(1, workers // 2)
+    one, two = fresh(), fresh()
+    paths = ("/v1/ns/bench/keys/k{i}", "/v1/ns/bench/keys/k{i}")
+    body = '{"value": {"n": %d, "text": "' + TEXT + '"}}'
+    return [
+        System(
+            "botwire, PostgreSQL, 1 replica", botwire_command(ports[0], one, workers), *paths, body
+        ),
+        System(
+            "botwire, PostgreSQL, 2 replicas",
+            botwire_command(ports[0], two, per_replica),
+            *paths,
+            body,
+            replicas=[botwire_command(ports[1], two, per_replica)],
+        ),
+    ]
 
 
 def systems(port: int, db: Path, workers: int) -> list[System]:
@@ -64,22 +121,7 @@ def systems(port: int, db: Path, workers: int) -> list[System]:
     return [
         System(
             "botwire",
-            [
-                sys.executable,
-                "-m",
-                "botwire.cli",
-                "serve",
-                "--port",
-                str(port),
-                "--db",
-                str(db),
-                "--workers",
-                str(workers),
-                "--writes-per-day",
-                "0",
-                "--max-bytes",
-                "0",
-            ],
+            botwire_command(port, str(db), workers),
             "/v1/ns/bench/keys/k{i}",
             "/v1/ns/bench/keys/k{i}",
             '{"value": {"n": %d, "text": "' + TEXT + '"}}',
@@ -109,30 +151,45 @@ def free_port() -> int:
 
 @contextmanager
 def running(system: System, db: Path, port: int) -> Iterator[str]:
+    """The system's URL while it runs (its first process's, with replicas)."""
+    with running_all(system, db, [port]) as urls:
+        yield urls[0]
+
+
+@contextmanager
+def running_all(system: System, db: Path, ports: list[int]) -> Iterator[list[str]]:
+    """Every process of the system (``command``, then its replicas): their URLs."""
     env = {**os.environ, "BENCH_DB": str(db), "BENCH_SYNCHRONOUS": "full"}
-    proc = subprocess.Popen(
-        system.command,
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    commands = [system.command, *(system.replicas or [])]
+    procs = [
+        subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for command in commands
+    ]
+    urls = [f"http://127.0.0.1:{p}" for p in ports[: len(commands)]]
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(url + "/", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            raise TimeoutError(f"{system.name} did not start")
-        yield url
+        for url in urls:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    httpx.get(url + "/", timeout=1)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            else:
+                raise TimeoutError(f"{system.name} did not start")
+        yield urls
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            proc.wait(timeout=30)
 
 
 def fill_and_time(url: str, system: System, keys: int = 1000) -> tuple[float, float, float, float]:
@@ -198,6 +255,18 @@ def wrk(
     return rate, float(p99.group(1)) * scale, int(bad.group(1)) if bad else 0
 
 
+def wrk_all(
+    urls: list[str], system: System, method: str, seconds: int, connections: int, keys: int
+) -> tuple[float, float, int]:
+    """wrk against every replica at once (the connections split): summed rate, worst p99."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    share = max(2, connections // len(urls))
+    with ThreadPoolExecutor(len(urls)) as pool:
+        runs = list(pool.map(lambda url: wrk(url, system, method, seconds, share, keys), urls))
+    return sum(r[0] for r in runs), max(r[1] for r in runs), sum(r[2] for r in runs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=10)
@@ -205,6 +274,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--keys", type=int, default=1000, help="keys filled, and sequential calls")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("BOTWIRE_TEST_POSTGRES_URL", ""),
+        help="a PostgreSQL URL for the PostgreSQL rows ('' to leave them out)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("needs wrk: apt-get install wrk")
@@ -212,13 +286,16 @@ def main() -> None:
     rows: dict[str, list[tuple[float, ...]]] = {}
     for _ in range(args.rounds):
         with tempfile.TemporaryDirectory(prefix="botwire-server-bench-") as tmp:
-            port = free_port()
-            for system in systems(port, Path(tmp) / "botwire.db", args.workers):
+            ports = [free_port(), free_port()]
+            everything = systems(ports[0], Path(tmp) / "botwire.db", args.workers)
+            if args.postgres:
+                everything += postgres_systems(args.postgres, ports, args.workers)
+            for system in everything:
                 db = Path(tmp) / f"{system.name.split()[0]}.db"
-                with running(system, db, port) as url:
-                    latency = fill_and_time(url, system, args.keys)
-                    get = wrk(url, system, "GET", args.seconds, args.connections, args.keys)
-                    put = wrk(url, system, "PUT", args.seconds, args.connections, args.keys)
+                with running_all(system, db, ports) as urls:
+                    latency = fill_and_time(urls[0], system, args.keys)
+                    get = wrk_all(urls, system, "GET", args.seconds, args.connections, args.keys)
+                    put = wrk_all(urls, system, "PUT", args.seconds, args.connections, args.keys)
                 rows.setdefault(system.name, []).append((*latency, *get, *put))
 
     med = {
@@ -228,7 +305,7 @@ def main() -> None:
     minimal, reference = med["minimal FastAPI + sqlite3"], med["reference BotWire replica"]
     print(
         f"{args.workers} workers, {args.connections} connections, {args.seconds} s per wrk run, "
-        f"~1 KB values, synchronous=FULL, median of {args.rounds} round(s)\n"
+        f"~1 KB values, SQLite synchronous=FULL, median of {args.rounds} round(s)\n"
     )
     print(
         "| server | seq GET p50 / p99 ms | seq PUT p50 / p99 ms | GET req/s | PUT req/s | "

@@ -116,7 +116,13 @@ class PostgresStore(Store):
         self._closed = False
         try:
             self._pool = ConnectionPool(
-                url, min_size=1, max_size=pool_size, timeout=timeout, open=True, name="botwire"
+                url,
+                min_size=1,
+                max_size=pool_size,
+                timeout=timeout,
+                open=True,
+                name="botwire",
+                kwargs={"autocommit": True},  # transactions are explicit: one read is one trip
             )
             self._pool.wait(timeout)
         except (psycopg.Error, PoolTimeout) as exc:
@@ -128,7 +134,12 @@ class PostgresStore(Store):
 
     async def _new_async_pool(self) -> AsyncConnectionPool:
         pool = AsyncConnectionPool(
-            self.url, min_size=1, max_size=self._pool_size, timeout=self.timeout, open=False
+            self.url,
+            min_size=1,
+            max_size=self._pool_size,
+            timeout=self.timeout,
+            open=False,
+            kwargs={"autocommit": True},
         )
         await pool.open()
         return pool
@@ -143,25 +154,27 @@ class PostgresStore(Store):
 
     # -- drivers: one plan, two ways to run it --------------------------------------------
 
-    def _run(self, make_plan: Callable[[], Plan], *, retry_lost: bool, read_only: bool) -> Any:
+    def _run(
+        self,
+        make_plan: Callable[[], Plan],
+        *,
+        retry_lost: bool,
+        read_only: bool,
+        single: bool = False,
+    ) -> Any:
+        """Run a plan in one transaction (``single``: one statement, no transaction needed)."""
         deadline = time.monotonic() + self.timeout
         for attempt in range(1000):
             if self._closed:
                 raise StoreClosed("the store is closed")
             try:
                 with self._pool.connection(timeout=self.timeout) as conn:
-                    if read_only:
-                        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                    plan = make_plan()
-                    answer: Any = None
-                    try:
-                        step = plan.send(None)
-                        while True:
-                            cursor = conn.execute(*step)
-                            answer = cursor.fetchall() if cursor.description else cursor.rowcount
-                            step = plan.send(answer)
-                    except StopIteration as done:
-                        return done.value
+                    if single:
+                        return _drive(conn, make_plan())
+                    with conn.transaction():
+                        if read_only:
+                            conn.execute(_SNAPSHOT)
+                        return _drive(conn, make_plan())
             except BotwireError:
                 raise
             except Exception as exc:
@@ -169,8 +182,14 @@ class PostgresStore(Store):
         raise Unavailable("PostgreSQL: too many retries")
 
     async def _arun(
-        self, make_plan: Callable[[], Plan], *, retry_lost: bool, read_only: bool
+        self,
+        make_plan: Callable[[], Plan],
+        *,
+        retry_lost: bool,
+        read_only: bool,
+        single: bool = False,
     ) -> Any:
+        """Async :meth:`_run`."""
         import asyncio
 
         pool = await self._async_pools.get()
@@ -180,22 +199,12 @@ class PostgresStore(Store):
                 raise StoreClosed("the store is closed")
             try:
                 async with pool.connection(timeout=self.timeout) as conn:
-                    if read_only:
-                        await conn.execute(
-                            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
-                        )
-                    plan = make_plan()
-                    answer: Any = None
-                    try:
-                        step = plan.send(None)
-                        while True:
-                            cursor = await conn.execute(*step)
-                            answer = (
-                                await cursor.fetchall() if cursor.description else cursor.rowcount
-                            )
-                            step = plan.send(answer)
-                    except StopIteration as done:
-                        return done.value
+                    if single:
+                        return await _adrive(conn, make_plan())
+                    async with conn.transaction():
+                        if read_only:
+                            await conn.execute(_SNAPSHOT)
+                        return await _adrive(conn, make_plan())
             except BotwireError:
                 raise
             except Exception as exc:
@@ -230,7 +239,10 @@ class PostgresStore(Store):
             return []
         if is_read_only(ops):
             return self._run(  # type: ignore[no-any-return]
-                lambda: self._read(namespace, ops), retry_lost=True, read_only=True
+                lambda: self._read(namespace, ops),
+                retry_lost=True,
+                read_only=True,
+                single=_one_statement(ops),
             )
         now = self.clock()
         results = self._run(
@@ -248,7 +260,10 @@ class PostgresStore(Store):
             return []
         if is_read_only(ops):
             return await self._arun(  # type: ignore[no-any-return]
-                lambda: self._read(namespace, ops), retry_lost=True, read_only=True
+                lambda: self._read(namespace, ops),
+                retry_lost=True,
+                read_only=True,
+                single=_one_statement(ops),
             )
         now = self.clock()
         return await self._arun(  # type: ignore[no-any-return]
@@ -492,6 +507,36 @@ class PostgresStore(Store):
             )
         self._run(prune, retry_lost=True, read_only=False)
         return removed
+
+
+_SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+
+
+def _one_statement(ops: Sequence[Op]) -> bool:
+    """A read that is one SQL statement sees one snapshot without a transaction."""
+    return len(ops) == 1 and type(ops[0]) in (Get, ListKeys, Scan, Count)
+
+
+def _drive(conn: Any, plan: Plan) -> Any:
+    """Run ``plan`` on ``conn``: each SQL it yields, and the rows (or row count) back."""
+    try:
+        step = plan.send(None)
+        while True:
+            cursor = conn.execute(*step)
+            step = plan.send(cursor.fetchall() if cursor.description else cursor.rowcount)
+    except StopIteration as done:
+        return done.value
+
+
+async def _adrive(conn: Any, plan: Plan) -> Any:
+    """Async :func:`_drive`."""
+    try:
+        step = plan.send(None)
+        while True:
+            cursor = await conn.execute(*step)
+            step = plan.send(await cursor.fetchall() if cursor.description else cursor.rowcount)
+    except StopIteration as done:
+        return done.value
 
 
 def _record(row: Sequence[Any]) -> Record:
