@@ -158,3 +158,22 @@ def test_four_replicas_starting_together_migrate_once(replicas: Replicas) -> Non
     assert [r[0] for r in rows] == [m[0] for m in MIGRATIONS]
     for server in servers:
         assert "Traceback" not in server.log.read_text()
+
+
+def test_botwire_migrate_applies_once_then_reports_nothing_to_do() -> None:
+    import subprocess
+    import sys
+
+    url = fresh_schema_url()
+    command = [sys.executable, "-m", "botwire.cli", "migrate", "--db", url]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
+    again = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
+    assert "migrations applied: 1" in first.stdout
+    assert "migrations applied: none needed" in again.stdout
+    refused = subprocess.run(
+        [sys.executable, "-m", "botwire.cli", "migrate", "--db", "some.db"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2 and "PostgreSQL" in refused.stderr
