@@ -26,7 +26,7 @@ from . import errors, openapi, routes_compat, routes_v1, routing
 from .auth import Tokens
 from .errors import json_response
 from .metrics import Metrics
-from .middleware import BodyLimit, RecordMetrics
+from .middleware import BodyLimit, RecordMetrics, StrictUtf8
 from .settings import Settings
 from .writes import WriteQueue
 
@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = with_schemas  # type: ignore[method-assign]
     # Outermost first: metrics see every answer, including a 413 for a large body.
+    app.add_middleware(StrictUtf8)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RecordMetrics, metrics=metrics)
     return app

@@ -14,7 +14,13 @@ from starlette.concurrency import run_in_threadpool
 
 from botwire import InvalidRequest, UnsupportedMediaType
 from botwire._ops import Idempotency, Op
-from botwire._validate import check_key, check_namespace, check_prefix, check_version
+from botwire._validate import (
+    check_key,
+    check_namespace,
+    check_prefix,
+    check_version,
+    parse_uint,
+)
 from botwire._wire import parse_json
 from botwire.stores import Store
 
@@ -88,11 +94,7 @@ def key_of(request: Request) -> str:
 
 def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise InvalidRequest(f"{name} must be a whole number from {low} to {high}")
-    return int(raw)
+    return default if raw is None else parse_uint(raw, name, low, high)
 
 
 def query_prefix(request: Request) -> str:
@@ -114,7 +116,7 @@ def version_condition(request: Request, in_body: Any = None, *, write: bool = Tr
     if_match = request.headers.get("if-match")
     if if_match is not None:
         tag = if_match.strip().removeprefix("W/")
-        if len(tag) < 3 or tag[0] != '"' or tag[-1] != '"' or not tag[1:-1].isdigit():
+        if len(tag) < 3 or tag[0] != '"' or tag[-1] != '"':
             raise InvalidRequest('If-Match must be a version in quotes, as "17"')
-        return int(tag[1:-1])
+        return parse_uint(tag[1:-1], "the If-Match version")
     return check_version(in_body)

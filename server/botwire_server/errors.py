@@ -9,6 +9,7 @@ translated into the same shape. Nothing a client sends reaches the catch-all.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import orjson
@@ -19,7 +20,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Match
 
-from botwire import BotwireError, InvalidRequest, WriteLimitExceeded
+from botwire import BotwireError, DiskFull, InvalidRequest, WriteLimitExceeded
 
 from .limits import rate_limit_headers
 
@@ -45,6 +46,8 @@ def error_response(exc: BotwireError, headers: dict[str, str] | None = None) -> 
     headers = dict(headers or {})
     if isinstance(exc, WriteLimitExceeded):
         headers.update(rate_limit_headers(exc))
+    elif isinstance(exc, DiskFull):
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     return json_response({"error": exc.to_dict()}, exc.status, headers)
 
 

@@ -1,7 +1,11 @@
-"""Pure ASGI middleware: the request body limit, and per-request metrics.
+"""Pure ASGI middleware: strict UTF-8 in URLs, the request body limit, per-request metrics.
 
 The body limit answers 413 before a body is read whole: at once from
 ``Content-Length``, or as soon as a streamed body passes the limit.
+
+URLs: servers decode percent-escapes leniently (``%FF`` becomes U+FFFD), so two
+different byte strings would name one key. A path or query string whose
+escapes are not valid UTF-8 is refused with 400 before any route sees it.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from botwire import RequestTooLarge
+from botwire import BotwireError, InvalidName, InvalidRequest, RequestTooLarge
+from botwire._validate import parse_uint
 
 from .metrics import Metrics
 
@@ -27,8 +32,10 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = _header(scope, b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await _refuse(send, self.max_bytes)
+        if declared is not None and not _fits(declared, self.max_bytes):
+            await _send_error(
+                send, RequestTooLarge(f"the request body is over {self.max_bytes} bytes")
+            )
             return
         seen = 0
 
@@ -41,6 +48,45 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited, send)
+
+
+class StrictUtf8:
+    """Refuse a request whose percent-decoded path or query string is not UTF-8."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            error = _utf8_error(scope)
+            if error is not None:
+                await _send_error(send, error)
+                return
+        await self.app(scope, receive, send)
+
+
+def _utf8_error(scope: Scope) -> BotwireError | None:
+    from urllib.parse import unquote_to_bytes
+
+    raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+    try:
+        unquote_to_bytes(raw_path).decode("utf-8")
+    except UnicodeDecodeError:
+        return InvalidName("the URL path is not valid UTF-8 once its %-escapes are decoded")
+    query: bytes = scope.get("query_string") or b""
+    try:
+        unquote_to_bytes(query.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        return InvalidRequest("the query string is not valid UTF-8 once its %-escapes are decoded")
+    return None
+
+
+def _fits(declared: str, max_bytes: int) -> bool:
+    try:
+        parse_uint(declared.strip(), "Content-Length", 0, max_bytes)
+    except InvalidRequest:
+        return False
+    return True
 
 
 class RecordMetrics:
@@ -77,8 +123,8 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def _refuse(send: Send, max_bytes: int) -> None:
-    error = RequestTooLarge(f"the request body is over {max_bytes} bytes")
+async def _send_error(send: Send, error: BotwireError) -> None:
+    """Answer ``error`` in the JSON error shape, and close the connection."""
     body = orjson.dumps({"error": error.to_dict()})
     await send(
         {

@@ -34,6 +34,10 @@ class Settings:
     max_bytes: int = 50_000_000  # stored per namespace
     max_value_bytes: int = 1_048_576  # one value
     max_body_bytes: int = 2_097_152  # one request body
+    max_answer_bytes: int = 16_777_216  # the values one answer may carry (a batch's gets, scans)
+    max_header_bytes: int = 65_536  # a request's line and headers
+    read_timeout: float = 20.0  # seconds to receive one whole request (head and body)
+    max_connections: int = 1000  # open connections per worker
     auth: str = "open"  # "open": the namespace is the capability; "token": bearer tokens
     allow_open: bool = False  # allow open mode on a non-loopback address
     sweep_interval: float = 5.0  # seconds between background sweeps of expired items
@@ -42,7 +46,16 @@ class Settings:
     def __post_init__(self) -> None:
         if self.auth not in ("open", "token"):
             raise InvalidRequest(f"auth must be 'open' or 'token', not {self.auth!r}")
-        for name in ("writes_per_day", "max_bytes", "max_value_bytes", "max_body_bytes"):
+        for name in (
+            "writes_per_day",
+            "max_bytes",
+            "max_value_bytes",
+            "max_body_bytes",
+            "max_answer_bytes",
+            "max_header_bytes",
+            "read_timeout",
+            "max_connections",
+        ):
             if getattr(self, name) < 0:
                 raise InvalidRequest(f"{name} must be >= 0")
         if self.workers < 1:
@@ -56,7 +69,9 @@ class Settings:
 
     @property
     def limits(self) -> Limits:
-        return Limits(self.writes_per_day, self.max_bytes, self.max_value_bytes)
+        return Limits(
+            self.writes_per_day, self.max_bytes, self.max_value_bytes, self.max_answer_bytes
+        )
 
     @property
     def exposed_open(self) -> bool:

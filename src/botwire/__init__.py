@@ -10,8 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 from ._errors import (
+    AnswerTooLarge,
+    BadResponse,
     BotwireError,
     Conflict,
+    DiskFull,
     Forbidden,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
@@ -39,10 +42,13 @@ from ._session import AsyncSession, Session
 __version__ = "0.3.0.dev0"
 
 __all__ = [
+    "AnswerTooLarge",
     "AsyncMemory",
     "AsyncSession",
+    "BadResponse",
     "BotwireError",
     "Conflict",
+    "DiskFull",
     "Forbidden",
     "IdempotencyKeyInUse",
     "IdempotencyKeyReused",

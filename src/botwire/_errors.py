@@ -11,6 +11,7 @@ the store is embedded or remote.
     │   ├── InvalidName                       400 invalid_name
     │   ├── ValueNotSerializable (TypeError)  400 value_not_serializable
     │   ├── InvalidURL                        400 invalid_url
+    │   ├── AnswerTooLarge                    400 answer_too_large
     │   └── UnsupportedMediaType              415 unsupported_media_type
     ├── Unauthorized                          401 unauthorized
     ├── Forbidden                             403 forbidden
@@ -23,8 +24,10 @@ the store is embedded or remote.
     ├── IdempotencyKeyReused                  422 idempotency_key_reused
     ├── WriteLimitExceeded                    429 write_limit_exceeded
     ├── StoreError                            500 store_error
-    │   └── StoreClosed                       500 store_closed
+    │   ├── StoreClosed                       500 store_closed
+    │   └── BadResponse                       502 bad_response
     ├── Unavailable                           503 unavailable
+    │   └── DiskFull                          503 disk_full
     └── QuotaExceeded                         507 quota_exceeded
 """
 
@@ -76,6 +79,16 @@ class InvalidURL(InvalidRequest):
     """A store URL has an unknown scheme or a malformed option."""
 
     code = "invalid_url"
+
+
+class AnswerTooLarge(InvalidRequest):
+    """The values a batch asked for add up to more than one answer may carry.
+
+    ``limit`` is the server's ``max_answer_bytes``: ask for fewer keys, or page
+    a scan with a smaller ``limit``.
+    """
+
+    code = "answer_too_large"
 
 
 class UnsupportedMediaType(InvalidRequest):
@@ -187,11 +200,36 @@ class StoreClosed(StoreError):
     code = "store_closed"
 
 
+class BadResponse(StoreError):
+    """The server's answer could not be read (not JSON, or not the expected shape).
+
+    Seen behind a misconfigured proxy, or a ``BOTWIRE_URL`` that points at
+    something other than a botwire server.
+    """
+
+    code = "bad_response"
+    status = 502
+
+
 class Unavailable(BotwireError):
     """The store could not be reached (or stayed locked) within the time budget."""
 
     code = "unavailable"
     status = 503
+
+
+class DiskFull(Unavailable):
+    """The disk (or database volume) holding the data is full; nothing was written.
+
+    Writes succeed again once space is freed; ``retry_after`` (seconds) is a hint.
+    Distinct from :class:`QuotaExceeded`, which is this namespace's own limit.
+    """
+
+    code = "disk_full"
+
+    def __init__(self, message: str = "", *, retry_after: float = 5.0, **details: Any) -> None:
+        self.retry_after = float(retry_after)
+        super().__init__(message, retry_after=self.retry_after, **details)
 
 
 class QuotaExceeded(BotwireError):

@@ -71,11 +71,16 @@ def acquire(
     """The shared store for ``url``, opened on first use; pair with :func:`release`."""
     resolved = resolve_url(url)
     remote = resolved.partition(":")[0].lower() in _REMOTE
+    if remote:  # the credentials in force, however given: they key the store and its cache
+        api_key = effective_api_key(api_key)
     key = (resolved, api_key, timeout, cache if remote else None)
     with _lock:
         entry = _open.get(key)
         if entry is None:
-            store = open_store(resolved, timeout=timeout, api_key=api_key, cache=cache)
+            source = "from $BOTWIRE_URL" if not url and os.environ.get("BOTWIRE_URL") else ""
+            store = open_store(
+                resolved, timeout=timeout, api_key=api_key, cache=cache, source=source
+            )
             entry = _open[key] = [store, 0]
         entry[1] += 1  # type: ignore[operator]
         return entry[0]  # type: ignore[return-value]
@@ -113,17 +118,22 @@ def open_store(
     timeout: float = 10.0,
     api_key: str | None = None,
     cache: CacheSettings = DEFAULT_CACHE,
+    source: str = "",
 ) -> Store:
     """A new store for ``url`` (not shared); raises :class:`InvalidURL`.
 
-    A remote store gets a read cache unless ``cache.enabled`` is false.
+    A remote store uses ``api_key``, else ``$BOTWIRE_API_KEY``, and gets a read
+    cache of its own for those credentials unless ``cache.enabled`` is false.
+    ``source`` says where the URL came from, for error messages.
     """
     scheme = url.partition(":")[0].lower()
     opener = _SCHEMES.get(scheme)
     if opener is None or "://" not in url:
         known = ", ".join(f"{s}://" for s in _SCHEMES)
         raise InvalidURL(f"unknown store URL {url!r}: the schemes are {known}")
-    store = opener(url, timeout, api_key)
+    if scheme in _REMOTE:
+        api_key = effective_api_key(api_key)
+    store = opener(url, timeout, api_key, source)
     if scheme not in _REMOTE or not cache.enabled:
         return store
     from .stores.cached import CachedStore
@@ -154,7 +164,7 @@ def cache_dir(url: str, api_key: str | None, root: str | None = None) -> str:
     return os.path.join(root, digest)
 
 
-def _open_sqlite(url: str, timeout: float, api_key: str | None) -> Store:
+def _open_sqlite(url: str, timeout: float, api_key: str | None, source: str) -> Store:
     from urllib.parse import parse_qsl, urlsplit
 
     from .stores.sqlite import SqliteStore
@@ -172,13 +182,13 @@ def _open_sqlite(url: str, timeout: float, api_key: str | None) -> Store:
     return SqliteStore(parts.path[1:], synchronous=synchronous, timeout=timeout)
 
 
-def _open_memory(url: str, timeout: float, api_key: str | None) -> Store:
+def _open_memory(url: str, timeout: float, api_key: str | None, source: str) -> Store:
     from .stores.memory import MemoryStore
 
     return MemoryStore()
 
 
-def _open_postgres(url: str, timeout: float, api_key: str | None) -> Store:
+def _open_postgres(url: str, timeout: float, api_key: str | None, source: str) -> Store:
     try:
         from .stores.postgres import PostgresStore
     except ImportError:
@@ -187,13 +197,18 @@ def _open_postgres(url: str, timeout: float, api_key: str | None) -> Store:
     return PostgresStore(url, timeout=timeout)
 
 
-def _open_http(url: str, timeout: float, api_key: str | None) -> Store:
+def _open_http(url: str, timeout: float, api_key: str | None, source: str) -> Store:
     from .stores.http import HttpStore
 
-    return HttpStore(url, api_key=api_key or os.environ.get("BOTWIRE_API_KEY"), timeout=timeout)
+    return HttpStore(url, api_key=api_key, timeout=timeout, source=source)
 
 
-_SCHEMES: dict[str, Callable[[str, float, str | None], Store]] = {
+def effective_api_key(api_key: str | None) -> str | None:
+    """The API key a remote store sends: the argument, else ``$BOTWIRE_API_KEY``."""
+    return api_key or os.environ.get("BOTWIRE_API_KEY") or None
+
+
+_SCHEMES: dict[str, Callable[[str, float, str | None, str], Store]] = {
     "sqlite": _open_sqlite,
     "memory": _open_memory,
     "http": _open_http,
@@ -201,4 +216,5 @@ _SCHEMES: dict[str, Callable[[str, float, str | None], Store]] = {
     "postgresql": _open_postgres,
     "postgres": _open_postgres,
 }
-_REMOTE = {"http", "https"}  # the schemes whose stores get a read cache
+_REMOTE = {"http", "https"}
+# the schemes whose stores get a read cache

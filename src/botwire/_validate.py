@@ -15,6 +15,9 @@ from ._errors import InvalidName, InvalidRequest
 
 MAX_KEY_BYTES = 512
 MAX_NAMESPACE_CHARS = 128
+MAX_INT64 = 2**63 - 1  # versions, cursors and limits are signed 64-bit in every store
+
+_DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII only: str.isdigit() also takes "²"
 
 _NAMESPACE = re.compile(r"[A-Za-z0-9._\-:@]{1,128}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -78,21 +81,45 @@ def check_max_stale(seconds: Any) -> float:
 
 
 def check_version(version: Any) -> int | None:
-    """``None`` (unconditional), ``0`` (only if absent) or a positive version."""
+    """``None`` (unconditional), ``0`` (only if absent) or a positive 64-bit version."""
     if version is None:
         return None
-    if type(version) is not int or version < 0:
-        raise InvalidRequest(f"if_version must be None or an int >= 0, not {version!r}")
+    if type(version) is not int or not 0 <= version <= MAX_INT64:
+        raise InvalidRequest(
+            f"if_version must be None or an int from 0 to {MAX_INT64}, not {_short(version)}"
+        )
     return version
 
 
 def check_count(value: Any, what: str) -> int | None:
-    """``None`` or an int >= 1 (limits, page sizes, max_len)."""
+    """``None`` or an int from 1 to 2**63-1 (limits, page sizes, max_len)."""
     if value is None:
         return None
-    if type(value) is not int or value < 1:
-        raise InvalidRequest(f"{what} must be None or an int >= 1, not {value!r}")
+    if type(value) is not int or not 1 <= value <= MAX_INT64:
+        raise InvalidRequest(
+            f"{what} must be None or an int from 1 to {MAX_INT64}, not {_short(value)}"
+        )
     return value
+
+
+def check_cursor(since: Any) -> int:
+    """A change-feed cursor: an int from 0 to 2**63-1."""
+    if type(since) is not int or not 0 <= since <= MAX_INT64:
+        raise InvalidRequest(f"since must be an int from 0 to {MAX_INT64}, not {_short(since)}")
+    return since
+
+
+def parse_uint(raw: str, what: str, low: int = 0, high: int = MAX_INT64) -> int:
+    """A whole number written in ASCII digits (a query parameter, a header), within bounds."""
+    if not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
+        raise InvalidRequest(f"{what} must be a whole number from {low} to {high}")
+    return int(raw)
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut short: a 5,000-digit number must not fill an error message."""
+    text = repr(value) if type(value) is not int or abs(value) < 10**40 else "a huge integer"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def check_number(by: Any) -> int | float:
@@ -101,4 +128,4 @@ def check_number(by: Any) -> int | float:
         return by
     if type(by) is float and math.isfinite(by):
         return by
-    raise InvalidRequest(f"by must be a finite int or float within 64 bits, not {by!r}")
+    raise InvalidRequest(f"by must be a finite int or float within 64 bits, not {_short(by)}")

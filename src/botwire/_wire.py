@@ -36,6 +36,7 @@ from ._ops import (
 )
 from ._validate import (
     check_count,
+    check_cursor,
     check_key,
     check_number,
     check_prefix,
@@ -44,7 +45,8 @@ from ._validate import (
 )
 
 MAX_BATCH = 1000  # ops in one batch request
-_LONG_NUMBER = re.compile(rb"\d{20,}")
+# orjson turns an integer past 64 bits into a float; 2**63 has 19 digits.
+_LONG_NUMBER = re.compile(rb"\d{19,}")
 
 
 def parse_json(body: bytes) -> Any:
@@ -142,9 +144,7 @@ def op_from_json(data: Any) -> Op:
     if name == "stats":
         return Stats()
     if name == "changes":
-        since = obj.get("since", 0)
-        if type(since) is not int or since < 0:
-            raise InvalidRequest("since must be an int >= 0")
+        since = check_cursor(obj.get("since", 0))
         return Changes(since, check_count(obj.get("limit", 1000), "limit") or 1000)
     raise InvalidRequest(f"unknown op {name!r}")
 
@@ -222,13 +222,32 @@ def record_to_json(key: str, record: Record) -> dict[str, Any]:
 
 
 def record_from_json(obj: dict[str, Any]) -> Record:
-    return Record(
-        _codec.encode(obj["value"]),
+    """An item from the API's JSON; ``TypeError``/``KeyError`` if it is not one."""
+    version, created, updated, expires = (
         obj["version"],
         obj["created_at"],
         obj["updated_at"],
         obj["expires_at"],
     )
+    if type(version) is not int or version < 1:
+        raise TypeError(f"an item's version must be an int >= 1, not {version!r}")
+    for stamp in (created, updated, expires):
+        if type(stamp) not in (int, float) and not (stamp is expires and stamp is None):
+            raise TypeError(f"an item's timestamp must be a number, not {stamp!r}")
+    return Record(_codec.encode(obj["value"]), version, created, updated, expires)
+
+
+# The type of each op's result as the API sends it, checked on the way in.
+_RESULT_TYPES: dict[type, tuple[type, ...]] = {
+    Put: (int,),
+    Delete: (bool,),
+    Incr: (int, float),
+    Append: (int,),
+    Touch: (bool,),
+    ListKeys: (list,),
+    Count: (int,),
+    Clear: (int,),
+}
 
 
 def result_to_json(op: Op, result: Any) -> Any:
@@ -244,6 +263,14 @@ def result_to_json(op: Op, result: Any) -> Any:
 
 
 def result_from_json(op: Op, data: Any) -> Any:
+    """One op's result from the API's JSON; ``TypeError``/``KeyError`` if it is not one."""
+    kinds = _RESULT_TYPES.get(type(op))
+    if kinds is not None:
+        if type(data) not in kinds:
+            raise TypeError(f"a {type(op).__name__} result must be {kinds}, not {data!r:.60}")
+        if type(data) is list and not all(type(key) is str for key in data):
+            raise TypeError("a key list must hold strings")
+        return data
     if isinstance(op, Get):
         return None if data is None else record_from_json(data)
     if isinstance(op, Scan):

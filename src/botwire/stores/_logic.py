@@ -10,7 +10,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import _codec
-from .._errors import Conflict, QuotaExceeded, ValueTooLarge, WriteLimitExceeded, WrongType
+from .._errors import (
+    AnswerTooLarge,
+    Conflict,
+    QuotaExceeded,
+    ValueTooLarge,
+    WriteLimitExceeded,
+    WrongType,
+)
 from .._ops import (
     TTL,
     WRITE_OPS,
@@ -153,6 +160,58 @@ def check_limits(
             f"this namespace would hold {bytes_after} bytes; the quota is {limits.max_bytes}",
             limit=limits.max_bytes,
         )
+
+
+class AnswerBudget:
+    """The bytes of keys and values one batch may still return (``Limits.max_answer_bytes``).
+
+    A store takes each op's result as it is made, and a scan checks its rows as
+    they come, so a batch that asks for too much is refused before its answer is
+    whole in memory (at most the limit plus one value).
+    """
+
+    __slots__ = ("left", "limit")
+
+    def __init__(self, limits: Limits | None) -> None:
+        self.limit = limits.max_answer_bytes if limits is not None else 0
+        self.left = self.limit
+
+    def check(self, pending: int) -> None:
+        """Raise :class:`AnswerTooLarge` if ``pending`` more bytes would not fit."""
+        if self.limit and pending > self.left:
+            raise AnswerTooLarge(
+                f"the answer would carry over {self.limit} bytes of keys and values "
+                "(the server's max_answer_bytes): ask for fewer keys, or page with a "
+                "smaller limit",
+                limit=self.limit,
+            )
+
+    def take(self, result: Any) -> Any:
+        """Count one op's result against the budget; return it."""
+        if self.limit:
+            size = answer_size(result)
+            self.check(size)
+            self.left -= size
+        return result
+
+
+def answer_size(result: Any) -> int:
+    """Roughly what a result adds to an answer: its keys and values."""
+    if isinstance(result, Record):
+        return len(result.data)
+    if isinstance(result, ChangePage):
+        return sum(len(c.key) + 32 for c in result.changes)
+    if isinstance(result, list) and result:
+        if type(result[0]) is str:  # ListKeys
+            return sum(len(key) for key in result)
+        if type(result[0]) is tuple:  # Scan
+            return sum(scan_row_size(key, record.data) for key, record in result)
+    return 0
+
+
+def scan_row_size(key: str, data: bytes) -> int:
+    """What one scanned item adds to an answer."""
+    return len(key) + len(data)
 
 
 # -- replaying results (idempotency) ------------------------------------------------------

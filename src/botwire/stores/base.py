@@ -26,10 +26,13 @@ class Limits(NamedTuple):
     writes_per_day: int = 0  # Put, Incr, Append and successful Touch ops per UTC day
     max_bytes: int = 0  # UTF-8 key + JSON value, summed over the namespace
     max_value_bytes: int = 0  # one stored value
+    max_answer_bytes: int = 0  # the values one batch may return (Get and Scan results)
 
     @property
     def active(self) -> bool:
-        return bool(self.writes_per_day or self.max_bytes or self.max_value_bytes)
+        return bool(
+            self.writes_per_day or self.max_bytes or self.max_value_bytes or self.max_answer_bytes
+        )
 
 
 class Store(ABC):

@@ -16,22 +16,35 @@
   span in which the server was asked; of two records the higher version wins,
   and where a deletion (version unknown) races another answer whose span
   overlaps it, the key is dropped, so the next read asks the server.
+* Entries never go backwards: a failed write (a ``Conflict``, a timeout) does
+  not delete a key's entry but marks it *unknown as of now*; only an answer
+  asked after that replaces it. A process also remembers the highest version
+  it has seen of each key and never serves an older one (monotonic reads).
+* An entry stamped in the future (the clock went back) is not fresh: nothing
+  is served past ``max_stale`` of real age, whatever the wall clock did.
+* An entry that is not ours (a planted pickle, a short or garbled blob) is a
+  miss: it is logged, dropped and replaced from the server.
 * ``stale_if_error``: when the origin is unreachable, a cached (unexpired)
   entry is served however old, with a :class:`~botwire.StaleReadWarning`.
 * Compare-and-set, sessions and every other write are checked by the origin;
-  a ``Conflict`` drops the keys it names, so a retry reads fresh values.
+  a ``Conflict`` marks the keys it names unknown, so a retry reads fresh values.
+* The directory belongs to one server URL and one set of credentials (see
+  ``_registry.cache_dir``), is created 0700, and is opened under a file lock,
+  so processes that open it at once do not race diskcache's set-up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import sqlite3
 import stat
 import struct
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -60,7 +73,9 @@ log = logging.getLogger("botwire")
 DEFAULT_MAX_STALE = 1.0
 _HEADER = struct.Struct(
     "<qddddd"
-)  # version (0: absent), asked, answered, created, updated, expires
+)  # version (0: absent, -1: unknown), asked, answered, created, updated, expires
+_UNKNOWN = -1
+_SEEN_MAX = 65_536  # versions a process remembers for monotonic reads
 _ABSENT_KEEP = 3600.0  # how long diskcache keeps an "absent" entry around (it orders fills)
 
 
@@ -96,16 +111,23 @@ class SafeDisk(diskcache.Disk):  # type: ignore[misc]
 
 
 class Entry(NamedTuple):
-    """What the cache knows of one key: its record (``None``: absent) and when it was asked."""
+    """What the cache knows of one key: its record (``None``: absent) and when it was asked.
+
+    ``known=False`` marks a key whose state became unknown at ``asked`` (a write
+    failed or could not be read back): never served, and replaced only by an
+    answer asked after ``answered``.
+    """
 
     record: Record | None
     asked: float  # the server's answer reflects its state at a moment in [asked, answered]
     answered: float
+    known: bool = True
 
     def pack(self) -> bytes:
         r = self.record
         if r is None:
-            return _HEADER.pack(0, self.asked, self.answered, 0.0, 0.0, math.nan)
+            version = 0 if self.known else _UNKNOWN
+            return _HEADER.pack(version, self.asked, self.answered, 0.0, 0.0, math.nan)
         expires = math.nan if r.expires_at is None else r.expires_at
         header = _HEADER.pack(
             r.version, self.asked, self.answered, r.created_at, r.updated_at, expires
@@ -117,8 +139,10 @@ class Entry(NamedTuple):
         if len(blob) < _HEADER.size:
             raise RefusedEntry("a cache entry too short to be ours")
         version, asked, answered, created, updated, expires = _HEADER.unpack_from(blob)
+        if not all(map(math.isfinite, (asked, answered))) or version < _UNKNOWN:
+            raise RefusedEntry("a cache entry with a garbled header")
         if version <= 0:
-            return cls(None, asked, answered)
+            return cls(None, asked, answered, version == 0)
         expires_at = None if math.isnan(expires) else expires
         return cls(
             Record(blob[_HEADER.size :], version, created, updated, expires_at), asked, answered
@@ -129,6 +153,10 @@ def newer(old: Entry | None, new: Entry) -> Entry | None:
     """Which of two answers about one key to keep; ``None``: neither is known to be newer."""
     if old is None:
         return new
+    if not new.known:  # an invalidation beats whatever was asked before it
+        return old if old.asked > new.answered else new
+    if not old.known:
+        return new if new.asked > old.answered else old
     if old.record is not None and new.record is not None:  # versions order them
         if new.record.version != old.record.version:
             return new if new.record.version > old.record.version else old
@@ -142,8 +170,12 @@ def newer(old: Entry | None, new: Entry) -> Entry | None:
     return None
 
 
-def open_cache(directory: str | Path) -> diskcache.Cache:
-    """The diskcache at ``directory``, created 0700 (refused if another user owns it)."""
+def open_cache(directory: str | Path, timeout: float = 10.0) -> diskcache.Cache:
+    """The diskcache at ``directory``, created 0700 (refused if another user owns it).
+
+    Processes opening one new directory at once take turns (a file lock), since
+    diskcache's set-up statements run without SQLite's busy timeout.
+    """
     path = Path(directory)
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     info = path.stat()
@@ -151,14 +183,40 @@ def open_cache(directory: str | Path) -> diskcache.Cache:
         raise StoreError(f"the cache directory {path} belongs to another user")
     if stat.S_IMODE(info.st_mode) & 0o077:
         path.chmod(0o700)
-    return diskcache.Cache(
-        str(path),
-        disk=SafeDisk,
-        eviction_policy="least-recently-stored",  # reads stay read-only
-        statistics=False,
-        tag_index=True,  # a namespace's entries are dropped at once by Clear
-        timeout=10,
-    )
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with _opening(path):
+                return diskcache.Cache(
+                    str(path),
+                    disk=SafeDisk,
+                    eviction_policy="least-recently-stored",  # reads stay read-only
+                    statistics=False,
+                    tag_index=True,  # a namespace's entries are dropped at once by Clear
+                    timeout=timeout,
+                )
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise StoreError(f"the read cache in {path} could not be opened: {exc}") from exc
+            time.sleep(0.01)
+        except sqlite3.Error as exc:
+            raise StoreError(f"the read cache in {path} could not be opened: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _opening(path: Path) -> Iterator[None]:
+    """Hold ``path/open.lock`` exclusively (where ``flock`` exists)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the retry loop alone
+        yield
+        return
+    fd = os.open(path / "open.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 class CachedStore(Store):
@@ -177,6 +235,7 @@ class CachedStore(Store):
         self.stale_if_error = bool(stale_if_error)
         self.directory = str(directory)
         self._cache = open_cache(directory)
+        self._seen: dict[str, int] = {}  # the highest version this process saw, per key
 
     @property
     def clock(self) -> Any:  # expiry follows the origin's clock (tests move it)
@@ -263,8 +322,8 @@ class CachedStore(Store):
 
     # -- reads ----------------------------------------------------------------------
 
-    def _load(self, namespace: str, key: str) -> Entry | None:
-        name = _name(namespace, key)
+    def _entry(self, name: str) -> Entry | None:
+        """The entry stored under ``name``; one that is not ours is dropped and is a miss."""
         try:
             blob = self._cache.get(name, retry=True)
             return None if blob is None else Entry.unpack(blob)
@@ -275,15 +334,37 @@ class CachedStore(Store):
             self._cache.delete(name, retry=True)
             return None
 
+    def _load(self, namespace: str, key: str) -> Entry | None:
+        return self._entry(_name(namespace, key))
+
+    def _saw(self, namespace: str, key: str, record: Record | None) -> None:
+        """Note that this process was given ``record``: it is never served anything older."""
+        if record is None:
+            return
+        name = _name(namespace, key)
+        if record.version > self._seen.get(name, 0):
+            if len(self._seen) >= _SEEN_MAX:
+                del self._seen[next(iter(self._seen))]  # the oldest noted
+            self._seen[name] = record.version
+
+    def _servable(self, namespace: str, key: str, entry: Entry | None, now: float) -> bool:
+        """Whether ``entry`` may be served without asking the server."""
+        if entry is None or not entry.known or _expired(entry, self.clock()):
+            return False
+        if not 0.0 <= now - entry.asked <= self.max_stale:  # old, or from the future
+            return False
+        record = entry.record
+        return record is None or record.version >= self._seen.get(_name(namespace, key), 0)
+
     def _serve(self, namespace: str, gets: Sequence[Get]) -> list[Any] | None:
         """The records of ``gets`` from the cache if every one is fresh, else ``None``."""
-        now, clock_now = time.time(), self.clock()
+        now = time.time()
         out = []
         for op in gets:
             if op.fresh:
                 return None
             entry = self._load(namespace, op.key)
-            if entry is None or now - entry.asked > self.max_stale or _expired(entry, clock_now):
+            if entry is None or not self._servable(namespace, op.key, entry, now):
                 return None
             out.append(entry.record)
         return out
@@ -293,7 +374,9 @@ class CachedStore(Store):
         if len(gets) != 1 or gets[0].fresh:
             return None
         entry = self._load(namespace, gets[0].key)
-        if entry is None or entry.record is None or _expired(entry, self.clock()):
+        if entry is None or entry.record is None or not entry.known:
+            return None
+        if _expired(entry, self.clock()):
             return None
         return gets[0].key, entry.record
 
@@ -302,6 +385,7 @@ class CachedStore(Store):
     ) -> Record | None:
         record: Record | None = cached if answer is UNCHANGED else answer
         self._merge(namespace, key, Entry(record, asked, time.time()))
+        self._saw(namespace, key, record)
         return record
 
     def _filled(
@@ -310,6 +394,7 @@ class CachedStore(Store):
         answered = time.time()
         for op, record in zip(gets, records, strict=True):
             self._merge(namespace, op.key, Entry(record, asked, answered))
+            self._saw(namespace, op.key, record)
         return records
 
     def _scanned(
@@ -321,6 +406,7 @@ class CachedStore(Store):
             if type(op) is Scan:
                 for key, record in result:
                     self._merge(namespace, key, Entry(record, asked, answered))
+                    self._saw(namespace, key, record)
         return results
 
     def _last_resort(self, namespace: str, gets: Sequence[Get], exc: Unavailable) -> list[Any]:
@@ -329,7 +415,7 @@ class CachedStore(Store):
             raise exc
         clock_now = self.clock()
         entries = [self._load(namespace, op.key) for op in gets]
-        if any(e is None or _expired(e, clock_now) for e in entries):
+        if any(e is None or not e.known or _expired(e, clock_now) for e in entries):
             raise exc
         age = time.time() - min(e.asked for e in entries if e is not None)
         warnings.warn(
@@ -349,18 +435,19 @@ class CachedStore(Store):
         if any(type(op) is Clear for op in ops):
             self._cleared(namespace, asked, answered)
         reads = results[len(ops) :]
-        if keys and not reads:  # the batch had no room for the reads: forget the keys
-            self._drop(namespace, keys)
+        if keys and not reads:  # the batch had no room for the reads: their state is unknown
+            self._invalidate(namespace, keys)
         for key, record in zip(keys, reads, strict=False):
             self._merge(namespace, key, Entry(record, asked, answered))
+            self._saw(namespace, key, record)
         return results[: len(ops)]
 
     def _failed(self, namespace: str, ops: Sequence[Op], exc: BotwireError) -> None:
-        """After a failed write: drop what it may have changed (all of it if unsure)."""
+        """After a failed write: what it may have changed is unknown (all of it if unsure)."""
         if isinstance(exc, Conflict):  # nothing applied; these keys are newer elsewhere
-            self._drop(namespace, exc.keys)
+            self._invalidate(namespace, exc.keys)
             return
-        self._drop(namespace, _touched(ops))
+        self._invalidate(namespace, _touched(ops))
         if any(type(op) is Clear for op in ops):
             self._cleared(namespace, time.time(), time.time())
 
@@ -370,18 +457,14 @@ class CachedStore(Store):
         """Keep ``new`` unless the cache holds a newer answer (or the order is unknown)."""
         name = _name(namespace, key)
         with self._cache.transact(retry=True):
-            cleared = self._cache.get(_clear_mark(namespace), retry=True)
-            if cleared is not None and new.asked <= _HEADER.unpack_from(cleared)[2]:
+            cleared = self._entry(_clear_mark(namespace))
+            if cleared is not None and new.known and new.asked <= cleared.answered:
                 return  # asked before a Clear was answered: may predate it
-            try:
-                blob = self._cache.get(name, retry=True)
-                old = None if blob is None else Entry.unpack(blob)
-            except RefusedEntry:
-                old = None
-            keep = newer(old, new)
-            if keep is None:
-                self._cache.delete(name, retry=True)
-            elif keep is new:
+            keep = newer(self._entry(name), new)
+            if keep is None:  # order unknown: unknown from now on, so no older fill lands
+                now = time.time()
+                keep = new = Entry(None, now, now, known=False)
+            if keep is new:
                 self._cache.set(
                     name, new.pack(), expire=self._keep_for(new), tag=namespace, retry=True
                 )
@@ -394,9 +477,11 @@ class CachedStore(Store):
             return None
         return max(entry.record.expires_at - float(self.clock()), 0.001)
 
-    def _drop(self, namespace: str, keys: Sequence[str]) -> None:
+    def _invalidate(self, namespace: str, keys: Sequence[str]) -> None:
+        """Mark ``keys`` unknown as of now: no answer asked before this may fill them."""
+        now = time.time()
         for key in keys:
-            self._cache.delete(_name(namespace, key), retry=True)
+            self._merge(namespace, key, Entry(None, now, now, known=False))
 
     def _cleared(self, namespace: str, asked: float, answered: float) -> None:
         """After a Clear: forget the namespace, and any fill asked before ``answered``."""

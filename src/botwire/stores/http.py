@@ -4,20 +4,29 @@
   ``httpx.AsyncClient`` for ``AsyncMemory``, made on first async use.
 * A plain read is ``GET /v1/ns/{ns}/keys/{key}``; everything else is one
   ``POST /v1/ns/{ns}/batch``, so a batch stays atomic on the server.
+* ``timeout`` bounds the whole call, retries included, down to each socket
+  read: a server that drips bytes cannot hold a caller past it.
 * Retries: on connection errors, 502, 503, 504 and 429 (honouring
-  ``Retry-After``), with capped exponential backoff and full jitter, within a
-  total time budget (``timeout``); then :class:`~botwire.Unavailable`. Reads
-  are idempotent; every write batch carries an ``Idempotency-Key`` the client
-  generates, so a retry never applies twice or counts twice against a limit.
-  Other 4xx are never retried.
+  ``Retry-After``), with capped exponential backoff and full jitter, within
+  that budget; then :class:`~botwire.Unavailable`. Reads are idempotent;
+  every write batch carries an ``Idempotency-Key`` the client generates, so a
+  retry never applies twice or counts twice against a limit. Other 4xx are
+  never retried.
+* A circuit breaker: once a call spent its budget without reaching the server,
+  later calls fail at once with ``Unavailable`` for ``breaker`` seconds (a
+  read cache with ``stale_if_error`` then serves at once); after that, one
+  attempt per call probes until the server answers again.
 * Errors come back as the very classes the embedded store raises
-  (``error_for_code``).
+  (``error_for_code``); an answer that is not botwire's JSON raises
+  :class:`~botwire.BadResponse`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import re
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -27,8 +36,10 @@ import httpx
 
 from .. import _codec
 from .._errors import (
+    BadResponse,
     BotwireError,
     InvalidRequest,
+    NotFound,
     StoreClosed,
     StoreError,
     Unavailable,
@@ -36,18 +47,21 @@ from .._errors import (
 )
 from .._ops import Get, Idempotency, Op, Record, is_read_only
 from .._wire import key_path, op_to_json, record_from_json, result_from_json
+from ._deadline import bounded, deadline
 from ._per_loop import PerLoop
 from .base import UNCHANGED, Store, _Unchanged
 
 RETRY_STATUSES = {429, 502, 503, 504}
 BACKOFF_BASE, BACKOFF_CAP = 0.05, 2.0
+DEFAULT_BREAKER = 5.0  # seconds a dead server is remembered
+_SECONDS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,6})?")
 
 
 def backoff(attempt: int, response: httpx.Response | None) -> float:
     """Seconds to wait before attempt ``attempt + 1``: Retry-After, else full jitter."""
-    if response is not None and response.status_code == 429:
-        retry_after = response.headers.get("retry-after", "")
-        if retry_after.replace(".", "", 1).isdigit():
+    if response is not None and response.status_code in (429, 503):
+        retry_after = response.headers.get("retry-after", "").strip()
+        if _SECONDS.fullmatch(retry_after):
             return float(retry_after)
     return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
 
@@ -57,10 +71,12 @@ def error_from(response: httpx.Response) -> BotwireError:
     try:
         error = response.json()["error"]
         code, message = error.pop("code"), error.pop("message", "")
+        if type(code) is not str or type(message) is not str:
+            raise TypeError("not an error object")
     except (ValueError, KeyError, TypeError, AttributeError):
         if response.status_code >= 500:
             return Unavailable(f"the server answered {response.status_code}")
-        return BotwireError(f"the server answered {response.status_code}: {response.text[:200]}")
+        return BadResponse(f"the server answered {response.status_code}: {response.text[:200]!r}")
     if code in _SERVER_ONLY:  # answers of the HTTP layer itself, not of the store
         return _SERVER_ONLY[code](message or code)
     return error_for_code(code, message, **error)
@@ -73,6 +89,8 @@ _SERVER_ONLY: dict[str, type[BotwireError]] = {
     "http_error": InvalidRequest,
     "client_disconnected": InvalidRequest,
     "internal": StoreError,
+    "headers_too_large": InvalidRequest,
+    "request_timeout": InvalidRequest,
 }
 
 
@@ -87,15 +105,27 @@ class HttpStore(Store):
         timeout: float = 10.0,
         client: httpx.Client | None = None,
         async_client: httpx.AsyncClient | None = None,
+        breaker: float = DEFAULT_BREAKER,
+        source: str = "",
     ) -> None:
         self.url = url.rstrip("/")
         self.timeout = float(timeout)
+        self.breaker = float(breaker)
+        self.source = source  # where the URL came from, for messages ("$BOTWIRE_URL")
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._headers = headers
-        self._client = client or httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        if client is None:
+            transport = httpx.HTTPTransport()
+            bounded(transport)
+            client = httpx.Client(
+                base_url=self.url, headers=headers, timeout=timeout, transport=transport
+            )
+        self._client = client
         self._async_clients = PerLoop(self._new_async_client, _aclose)
         self._given_async_client = async_client
         self._closed = False
+        self._down_until = 0.0  # the breaker is open until then (time.monotonic())
+        self._down_lock = threading.Lock()
 
     def close(self) -> None:
         self._closed = True
@@ -134,60 +164,106 @@ class HttpStore(Store):
     def _results(ops: Sequence[Op], response: httpx.Response) -> list[Any]:
         if response.status_code >= 400:
             if response.status_code == 404 and len(ops) == 1 and type(ops[0]) is Get:
-                return [None]
+                error = error_from(response)
+                if isinstance(error, NotFound):
+                    return [None]
+                raise error
             raise error_from(response)
-        data = response.json()
-        if "results" not in data:  # a single GET answers with the item itself
-            return [record_from_json(data)]
-        return [result_from_json(op, r) for op, r in zip(ops, data["results"], strict=True)]
+        try:
+            data = _codec.decode(response.content)
+            if "results" not in data:  # a single GET answers with the item itself
+                return [record_from_json(data)]
+            return [result_from_json(op, r) for op, r in zip(ops, data["results"], strict=True)]
+        except BotwireError as exc:  # a value that is not ours to store
+            raise BadResponse(f"the server's answer holds what botwire refuses: {exc}") from None
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise BadResponse(
+                f"the server's answer ({response.status_code}, "
+                f"{response.headers.get('content-type', 'no content type')}) is not botwire's: "
+                f"{type(exc).__name__}: {str(exc)[:100]}; is the URL a botwire server?"
+            ) from None
 
     # -- the primitive: one decision (_pause), two drivers ----------------------------
 
+    def _budget(self) -> tuple[float, int]:
+        """(deadline, attempts) for a call; raises at once while the breaker is open."""
+        now = time.monotonic()
+        if self._down_until:
+            if now < self._down_until:
+                raise Unavailable(
+                    f"{self._where()} did not answer within {self.timeout}s; not retried "
+                    f"for {self._down_until - now:.1f}s more (the circuit breaker)"
+                )
+            return now + self.timeout, 1  # probing: one attempt
+        return now + self.timeout, 1000
+
     def _pause(
-        self, attempt: int, response: httpx.Response | None, failure: Exception, deadline: float
+        self,
+        attempt: int,
+        attempts: int,
+        response: httpx.Response | None,
+        failure: Exception,
+        deadline: float,
     ) -> float:
         """How long to wait before the next attempt; raises once the budget is spent."""
         pause = backoff(attempt, response)
-        if time.monotonic() + pause > deadline:
-            raise _final(failure, self.url) from failure
+        if attempt + 1 >= attempts or time.monotonic() + pause > deadline:
+            error = _final(failure, self._where())
+            if type(error) is Unavailable and self.breaker > 0:
+                with self._down_lock:
+                    self._down_until = time.monotonic() + self.breaker
+            raise error from failure
         return pause
+
+    def _answered(self, response: httpx.Response) -> httpx.Response:
+        if self._down_until:
+            with self._down_lock:
+                self._down_until = 0.0
+        return response
+
+    def _where(self) -> str:
+        return f"{self.url} ({self.source})" if self.source else self.url
 
     def _send(
         self, method: str, path: str, body: bytes | None, headers: dict[str, str]
     ) -> httpx.Response:
         """The server's answer to one request, retried as the module docstring says."""
-        deadline = time.monotonic() + self.timeout
-        for attempt in range(1000):
+        end, attempts = self._budget()
+        for attempt in range(attempts):
             response = None
             try:
-                response = self._client.request(method, path, content=body, headers=headers)
+                with deadline(end):
+                    response = self._client.request(method, path, content=body, headers=headers)
             except httpx.TransportError as exc:
                 failure: Exception = exc
             else:
                 if response.status_code not in RETRY_STATUSES:
-                    return response
+                    return self._answered(response)
                 failure = error_from(response)
-            time.sleep(self._pause(attempt, response, failure, deadline))
-        raise Unavailable(f"{self.url}: too many retries")
+            time.sleep(self._pause(attempt, attempts, response, failure, end))
+        raise Unavailable(f"{self._where()}: too many retries")
 
     async def _asend(
         self, method: str, path: str, body: bytes | None, headers: dict[str, str]
     ) -> httpx.Response:
         """Async :meth:`_send`."""
         client = await self._async_client()
-        deadline = time.monotonic() + self.timeout
-        for attempt in range(1000):
+        end, attempts = self._budget()
+        for attempt in range(attempts):
             response = None
             try:
-                response = await client.request(method, path, content=body, headers=headers)
-            except httpx.TransportError as exc:
+                response = await asyncio.wait_for(
+                    client.request(method, path, content=body, headers=headers),
+                    max(end - time.monotonic(), 0.001),
+                )
+            except (httpx.TransportError, asyncio.TimeoutError) as exc:
                 failure: Exception = exc
             else:
                 if response.status_code not in RETRY_STATUSES:
-                    return response
+                    return self._answered(response)
                 failure = error_from(response)
-            await asyncio.sleep(self._pause(attempt, response, failure, deadline))
-        raise Unavailable(f"{self.url}: too many retries")
+            await asyncio.sleep(self._pause(attempt, attempts, response, failure, end))
+        raise Unavailable(f"{self._where()}: too many retries")
 
     def batch(
         self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None
@@ -221,8 +297,9 @@ async def _aclose(client: httpx.AsyncClient) -> None:
     await client.aclose()
 
 
-def _final(failure: Exception, url: str) -> BotwireError:
+def _final(failure: Exception, where: str) -> BotwireError:
     """What to raise when the retry budget is spent."""
     if isinstance(failure, BotwireError):
         return failure  # e.g. WriteLimitExceeded, whose Retry-After is beyond the budget
-    return Unavailable(f"{url} could not be reached: {failure}")
+    reason = str(failure) or type(failure).__name__
+    return Unavailable(f"{where} could not be reached: {reason}")

@@ -92,7 +92,8 @@ class MemoryStore(Store):
             space = self._spaces.setdefault(namespace, _Space())
             now = self.clock()
             if is_read_only(ops):
-                return [self._apply(space, op, now) for op in ops]
+                budget = _logic.AnswerBudget(self.limits)
+                return [budget.take(self._apply(space, op, now)) for op in ops]
             if idempotency is not None:
                 replay = self._claim(space, idempotency, now)
                 if replay is not None:
@@ -146,7 +147,8 @@ class MemoryStore(Store):
         saved = (dict(space.rows), dict(space.tombstones), space.day, space.writes)
         bytes_before = space.size() if self.limits else 0
         try:  # undo log: everything is restored if an op or a limit fails
-            results = [self._apply(space, op, now) for op in ops]
+            budget = _logic.AnswerBudget(self.limits)
+            results = [budget.take(self._apply(space, op, now)) for op in ops]
             if self.limits is not None:
                 day = _logic.utc_day(now)
                 space.writes = (space.writes if space.day == day else 0) + _logic.writes_in(

@@ -38,6 +38,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from .._errors import (
     BotwireError,
+    DiskFull,
     IdempotencyKeyReused,
     StoreClosed,
     StoreError,
@@ -221,6 +222,8 @@ class PostgresStore(Store):
                     f"PostgreSQL: the connection failed during a write, whose outcome is "
                     f"unknown ({exc}); retry with an idempotency key"
                 ) from exc
+        elif isinstance(exc, pg_errors.DiskFull):
+            raise DiskFull(f"PostgreSQL: {exc}; nothing was written (free space, then retry)")
         elif isinstance(exc, psycopg.Error):
             raise StoreError(f"PostgreSQL: {exc}") from exc
         else:
@@ -276,10 +279,16 @@ class PostgresStore(Store):
 
     def _read(self, ns: str, ops: Sequence[Op]) -> Plan:
         now = self.clock()
+        budget = _logic.AnswerBudget(self.limits)
         results = []
         for op in ops:
-            results.append((yield from self._handlers[type(op)](self, ns, op, now)))
+            results.append(budget.take((yield from self._apply(ns, op, now, budget))))
         return results
+
+    def _apply(self, ns: str, op: Op, now: float, budget: _logic.AnswerBudget) -> Plan:
+        if type(op) is Scan:  # counted row by row: a scan is refused before it is whole
+            return (yield from self._scan(ns, op, now, budget))
+        return (yield from self._handlers[type(op)](self, ns, op, now))
 
     def _write(self, ns: str, ops: Sequence[Op], idem: Idempotency | None, now: float) -> Plan:
         ((bytes_before, _, _),) = yield (_LOCK_NAMESPACE, (ns,))  # held until commit
@@ -304,9 +313,10 @@ class PostgresStore(Store):
             )
             live = dict(rows)
             _logic.check_conflicts(ops, lambda key: live.get(key, 0))
+        budget = _logic.AnswerBudget(self.limits)
         results = []
         for op in ops:
-            results.append((yield from self._handlers[type(op)](self, ns, op, now)))
+            results.append(budget.take((yield from self._apply(ns, op, now, budget))))
         writes = _logic.writes_in(ops, results)
         day = _logic.utc_day(now)
         ((writes_today, bytes_after),) = yield (_COUNT_WRITES, (day, writes, writes, day, ns))
@@ -392,13 +402,23 @@ class PostgresStore(Store):
         rows = yield (f"SELECT key FROM botwire_items WHERE {where} ORDER BY key{_limit(op)}", args)
         return [row[0] for row in rows]
 
-    def _scan(self, ns: str, op: Scan, now: float) -> Plan:
+    def _scan(
+        self, ns: str, op: Scan, now: float, budget: _logic.AnswerBudget | None = None
+    ) -> Plan:
         where, args = _range(ns, op.prefix, op.after, now)
-        rows = yield (
-            f"SELECT key, {_RECORD} FROM botwire_items WHERE {where} ORDER BY key{_limit(op)}",
-            args,
-        )
-        return [(row[0], _record(row[1:])) for row in rows]
+        page = f"SELECT key, {_RECORD} FROM botwire_items WHERE {where} ORDER BY key{_limit(op)}"
+        if budget is None or not budget.limit:
+            rows = yield (page, args)
+        else:  # rows up to the first past the budget: no more leaves the database
+            size = "octet_length(key) + octet_length(value)"
+            rows = yield (
+                f"SELECT key, {_RECORD} FROM (SELECT key, {_RECORD}, sum({size}) OVER "
+                f"(ORDER BY key ROWS UNBOUNDED PRECEDING) AS run FROM botwire_items "
+                f"WHERE {where} ORDER BY key{_limit(op)}) AS page "
+                f"WHERE run - ({size}) <= %s ORDER BY key",
+                [*args, max(budget.left, 0)],
+            )
+        return [(row[0], _record(row[1:])) for row in rows]  # the caller counts them
 
     def _count(self, ns: str, op: Count | Clear, now: float) -> Plan:
         where, args = _range(ns, op.prefix, None, now)

@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 
 from .._errors import (
     BotwireError,
+    DiskFull,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
     InvalidURL,
@@ -308,36 +309,48 @@ class SqliteStore(Store):
         return int(removed)
 
     def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Call ``fn(conn, *args)``, retrying while the file is locked; map sqlite errors."""
-        deadline = 0.0
+        """Call ``fn(conn, *args)``, retrying while the file is locked; map sqlite errors.
+
+        ``timeout`` bounds the whole wait: SQLite's busy handler and the retries
+        after it share one deadline (each retry gets the busy handler's share
+        that is left).
+        """
+        deadline = time.monotonic() + self.timeout
         delay = 0.001
-        while True:
-            conn = None
-            try:
-                conn = self._conn()
-                return fn(conn, *args)
-            except sqlite3.OperationalError as exc:
-                _rollback(conn)
-                if not _is_busy(exc):
-                    raise StoreError(f"sqlite: {exc}") from exc
-                deadline = (
-                    deadline or time.monotonic() + self.timeout
-                )  # the busy handler waited too
-                if time.monotonic() >= deadline:
-                    raise Unavailable(f"{self.path} stayed locked for {self.timeout}s") from exc
-                time.sleep(random.uniform(0, delay))
-                delay = min(delay * 2, 0.05)
-            except sqlite3.Error as exc:
-                _rollback(conn)
-                raise StoreError(f"sqlite: {exc}") from exc
-            except BaseException:
-                _rollback(conn)
-                raise
+        shortened: sqlite3.Connection | None = None
+        try:
+            while True:
+                conn = None
+                try:
+                    conn = self._conn()
+                    return fn(conn, *args)
+                except sqlite3.OperationalError as exc:
+                    _rollback(conn)
+                    if not _is_busy(exc):
+                        raise _mapped(exc) from exc
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise Unavailable(f"{self.path} stayed locked for {self.timeout}s") from exc
+                    time.sleep(min(random.uniform(0, delay), left))
+                    delay = min(delay * 2, 0.05)
+                    if conn is not None:  # the busy handler may wait only what is left
+                        shortened = conn
+                        _busy_timeout(conn, deadline - time.monotonic())
+                except sqlite3.Error as exc:
+                    _rollback(conn)
+                    raise _mapped(exc) from exc
+                except BaseException:
+                    _rollback(conn)
+                    raise
+        finally:
+            if shortened is not None:
+                _busy_timeout(shortened, self.timeout)
 
     def _read(self, conn: sqlite3.Connection, ns: str, ops: Sequence[Op]) -> list[Any]:
         now = self.clock()
         conn.execute("BEGIN")  # one snapshot for every read of the batch
-        results = [self._handlers[type(op)](self, conn, ns, op, now) for op in ops]
+        budget = _logic.AnswerBudget(self.limits)
+        results = [budget.take(self._apply(conn, ns, op, now, budget)) for op in ops]
         conn.execute("COMMIT")
         return results
 
@@ -381,7 +394,8 @@ class SqliteStore(Store):
         if limits is not None:
             row = conn.execute("SELECT bytes FROM ns_stats WHERE ns = ?", (ns,)).fetchone()
             bytes_before = 0 if row is None else row[0]
-        results = [self._handlers[type(op)](self, conn, ns, op, now) for op in ops]
+        budget = _logic.AnswerBudget(limits)
+        results = [budget.take(self._apply(conn, ns, op, now, budget)) for op in ops]
         if limits is not None:
             # In the same transaction as the writes: no race lets one more through.
             writes = _logic.writes_in(ops, results)
@@ -448,6 +462,18 @@ class SqliteStore(Store):
 
     # -- one operation each: (conn, namespace, op, now) -> result --------------------
 
+    def _apply(
+        self,
+        conn: sqlite3.Connection,
+        ns: str,
+        op: Op,
+        now: float,
+        budget: _logic.AnswerBudget,
+    ) -> Any:
+        if type(op) is Scan:  # counted row by row: a scan is refused before it is whole
+            return self._scan(conn, ns, op, now, budget)
+        return self._handlers[type(op)](self, conn, ns, op, now)
+
     def _get(self, conn: sqlite3.Connection, ns: str, op: Get, now: float) -> Record | None:
         row = conn.execute(_SELECT, (ns, op.key)).fetchone()
         if row is None or (row[4] is not None and row[4] <= now):
@@ -490,7 +516,12 @@ class SqliteStore(Store):
         return [row[0] for row in conn.execute(sql, args)]
 
     def _scan(
-        self, conn: sqlite3.Connection, ns: str, op: Scan, now: float
+        self,
+        conn: sqlite3.Connection,
+        ns: str,
+        op: Scan,
+        now: float,
+        budget: _logic.AnswerBudget | None = None,
     ) -> list[tuple[str, Record]]:
         where, args = _range(ns, op.prefix, op.after, now)
         limit = "" if op.limit is None else f" LIMIT {int(op.limit)}"
@@ -498,7 +529,13 @@ class SqliteStore(Store):
             "SELECT key, value, version, created_at, updated_at, expires_at FROM items "
             f"WHERE {where} ORDER BY key{limit}"
         )
-        return [(row[0], Record._make(row[1:])) for row in conn.execute(sql, args)]
+        found, size = [], 0
+        for row in conn.execute(sql, args):  # rows come one at a time: stop at the budget
+            if budget is not None:
+                size += _logic.scan_row_size(row[0], row[1])
+                budget.check(size)
+            found.append((row[0], Record._make(row[1:])))
+        return found
 
     def _count(self, conn: sqlite3.Connection, ns: str, op: Count | Clear, now: float) -> int:
         where, args = _range(ns, op.prefix, None, now)
@@ -616,6 +653,21 @@ def _rollback(conn: sqlite3.Connection | None) -> None:
     if conn is not None and conn.in_transaction:
         with contextlib.suppress(sqlite3.Error):  # already gone: nothing was committed
             conn.execute("ROLLBACK")
+
+
+_SQLITE_FULL = 13  # the result code for "database or disk is full"
+
+
+def _busy_timeout(conn: sqlite3.Connection, seconds: float) -> None:
+    with contextlib.suppress(sqlite3.Error):  # a closed connection: the next call says so
+        conn.execute(f"PRAGMA busy_timeout = {max(1, int(seconds * 1000))}")
+
+
+def _mapped(exc: sqlite3.Error) -> BotwireError:
+    """The botwire error for a SQLite error that is not a busy wait."""
+    if getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL or "is full" in str(exc):
+        return DiskFull(f"sqlite: {exc}; nothing was written (free space, then retry)")
+    return StoreError(f"sqlite: {exc}")
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
