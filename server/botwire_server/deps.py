@@ -7,6 +7,7 @@ writes go through the worker's group commit (``writes.py``).
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 from fastapi import Request
@@ -25,6 +26,8 @@ from botwire._wire import parse_json
 from botwire.stores import Store
 
 from .auth import authorize
+
+_PRINTABLE = re.compile(r"[\x20-\x7e]+")
 
 
 def store_of(request: Request) -> Store:
@@ -60,8 +63,8 @@ async def write(
 ) -> list[Any]:
     idempotency = None
     if idempotency_key is not None:
-        if not 1 <= len(idempotency_key) <= 255:
-            raise InvalidRequest("an Idempotency-Key is 1-255 characters")
+        if not 1 <= len(idempotency_key) <= 255 or not _PRINTABLE.fullmatch(idempotency_key):
+            raise InvalidRequest("an Idempotency-Key is 1-255 printable ASCII characters")
         body = await request.body()
         fingerprint = hashlib.sha256(
             b"%s %s\n%s" % (request.method.encode(), request.url.path.encode(), body)

@@ -5,14 +5,18 @@ and body for ever, and accepts connections until the process runs out of file
 descriptors. A hostile client exploits each (a 300 MB header, thousands of idle
 half-open sockets). This subclass adds, per worker:
 
-* ``max_header_bytes``: the request line and headers together; past it the
-  answer is 431 and the connection closes. Memory held is the limit plus one
-  socket read (asyncio reads at most 256 KiB at a time).
+* ``max_header_bytes``: the request line and headers together, and whatever
+  else of a request is not its body (chunk framing beyond a small allowance,
+  trailers); past it the answer is 431 and the connection closes. Memory held
+  is the limit plus one socket read (asyncio reads at most 256 KiB at a time).
+  Trailers are dropped, never added to the request's headers.
 * ``read_timeout``: seconds from a connection's first byte of a request (or
   from the connection itself) until the whole request, head and body, is in;
   past it, 408 (or a plain close once the app has the request) — slow-drip
   ("slowloris") clients and idle sockets are closed. The keep-alive timeout
-  between requests stays uvicorn's.
+  between requests stays uvicorn's. An answer the client does not read is
+  dropped with its connection once ``read_timeout`` passes with no progress,
+  so unread answers do not hold a worker's memory.
 * ``max_connections``: open connections; one more is answered 503 with
   ``Retry-After`` and closed, so file descriptors stay for the database.
 
@@ -50,10 +54,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.read_timeout = settings.read_timeout
         self.max_connections = settings.max_connections
         self._reading_head = True  # between a request's first byte and its headers' end
-        self._head_bytes = 0  # bytes of the head received in earlier reads
+        self._overhead = 0  # bytes of this request, so far, that were not its body
         self._counted = 0  # bytes the parser handed us of this head (URL and headers)
         self._refused = False
         self._read_timer: asyncio.TimerHandle | None = None
+        self._drain_timer: asyncio.TimerHandle | None = None
+        self._unsent = 0  # the write buffer at the last drain check
 
     # -- connections --------------------------------------------------------------------
 
@@ -66,6 +72,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+            self._drain_timer = None
         super().connection_lost(exc)
 
     # -- reading a request --------------------------------------------------------------
@@ -73,17 +82,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
-        if self._reading_head:
-            if self.max_header_bytes and self._head_bytes > self.max_header_bytes:
-                self._too_large()
-                return
-            self._head_bytes += len(data)  # all head, unless the headers end in this read
+        if self.max_header_bytes and self._overhead > self.max_header_bytes:
+            self._too_large()  # counted from earlier reads: all of it was not body
+            return
+        self._overhead += len(data)  # on_body and on_chunk_header take back what was body
         super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._reading_head = True
-        self._head_bytes = self._counted = 0
+        self._counted = 0
         if self._read_timer is None:
             self._arm()
 
@@ -92,8 +100,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._count(len(name) + len(value) + 4):
-            super().on_header(name, value)
+        if self._reading_head and self._count(len(name) + len(value) + 4):
+            super().on_header(name, value)  # not a trailer: those are dropped
 
     def on_headers_complete(self) -> None:
         if self._refused:
@@ -104,15 +112,48 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._reading_head = False
         super().on_headers_complete()
 
+    def on_chunk_header(self) -> None:
+        self._overhead -= _CHUNK_FRAMING  # a chunk's size line and CRLFs are not head
+
     def on_body(self, body: bytes) -> None:
+        self._overhead -= len(body)
         if not self._refused:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
         if self._refused:
             return
+        self._overhead = 0  # (the next request's bytes in this read go uncounted: one read)
         self._disarm()  # the whole request is in: the app takes it from here
         super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # may have closed the transport (Connection: close)
+        if self.read_timeout and self._drain_timer is None and self._pending() > 0:
+            self._unsent = self._pending()
+            self._drain_timer = self.loop.call_later(self.read_timeout, self._check_drain)
+
+    # -- answers the client does not read --------------------------------------------------
+
+    def _pending(self) -> int:
+        """Bytes of answers not yet taken by the client (a closing transport still holds them)."""
+        return self.transport.get_write_buffer_size()
+
+    def _check_drain(self) -> None:
+        """Drop the connection if the client read nothing of its answer since the last check."""
+        self._drain_timer = None
+        left = self._pending()
+        if left == 0:
+            return
+        if left >= self._unsent:
+            self.transport.abort()
+            return
+        self._unsent = left
+        self._drain_timer = self.loop.call_later(self.read_timeout, self._check_drain)
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request its parser refuses, in the JSON error shape."""
+        self._refuse(400, "invalid_request", f"not a valid HTTP/1.1 request ({msg})")
 
     # -- bounds -------------------------------------------------------------------------
 
@@ -168,7 +209,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+_CHUNK_FRAMING = 32  # allowance per chunk: its hex size, extensions and CRLFs
+
 _REASONS = {
+    400: b"Bad Request",
     408: b"Request Timeout",
     431: b"Request Header Fields Too Large",
     503: b"Service Unavailable",

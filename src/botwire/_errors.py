@@ -254,7 +254,7 @@ def error_for_code(code: str, message: str = "", **details: Any) -> BotwireError
     cls = ERRORS_BY_CODE.get(code, BotwireError)
     try:
         return cls(message, **details)
-    except TypeError:  # details that do not fit the class's keywords
+    except (TypeError, ValueError):  # details that do not fit the class's keywords
         return cls(message)
 
 

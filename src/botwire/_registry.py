@@ -77,10 +77,7 @@ def acquire(
     with _lock:
         entry = _open.get(key)
         if entry is None:
-            source = "from $BOTWIRE_URL" if not url and os.environ.get("BOTWIRE_URL") else ""
-            store = open_store(
-                resolved, timeout=timeout, api_key=api_key, cache=cache, source=source
-            )
+            store = open_store(resolved, timeout=timeout, api_key=api_key, cache=cache)
             entry = _open[key] = [store, 0]
         entry[1] += 1  # type: ignore[operator]
         return entry[0]  # type: ignore[return-value]
@@ -118,13 +115,11 @@ def open_store(
     timeout: float = 10.0,
     api_key: str | None = None,
     cache: CacheSettings = DEFAULT_CACHE,
-    source: str = "",
 ) -> Store:
     """A new store for ``url`` (not shared); raises :class:`InvalidURL`.
 
     A remote store uses ``api_key``, else ``$BOTWIRE_API_KEY``, and gets a read
     cache of its own for those credentials unless ``cache.enabled`` is false.
-    ``source`` says where the URL came from, for error messages.
     """
     scheme = url.partition(":")[0].lower()
     opener = _SCHEMES.get(scheme)
@@ -133,7 +128,7 @@ def open_store(
         raise InvalidURL(f"unknown store URL {url!r}: the schemes are {known}")
     if scheme in _REMOTE:
         api_key = effective_api_key(api_key)
-    store = opener(url, timeout, api_key, source)
+    store = opener(url, timeout, api_key)
     if scheme not in _REMOTE or not cache.enabled:
         return store
     from .stores.cached import CachedStore
@@ -164,7 +159,7 @@ def cache_dir(url: str, api_key: str | None, root: str | None = None) -> str:
     return os.path.join(root, digest)
 
 
-def _open_sqlite(url: str, timeout: float, api_key: str | None, source: str) -> Store:
+def _open_sqlite(url: str, timeout: float, api_key: str | None) -> Store:
     from urllib.parse import parse_qsl, urlsplit
 
     from .stores.sqlite import SqliteStore
@@ -182,13 +177,13 @@ def _open_sqlite(url: str, timeout: float, api_key: str | None, source: str) -> 
     return SqliteStore(parts.path[1:], synchronous=synchronous, timeout=timeout)
 
 
-def _open_memory(url: str, timeout: float, api_key: str | None, source: str) -> Store:
+def _open_memory(url: str, timeout: float, api_key: str | None) -> Store:
     from .stores.memory import MemoryStore
 
     return MemoryStore()
 
 
-def _open_postgres(url: str, timeout: float, api_key: str | None, source: str) -> Store:
+def _open_postgres(url: str, timeout: float, api_key: str | None) -> Store:
     try:
         from .stores.postgres import PostgresStore
     except ImportError:
@@ -197,10 +192,10 @@ def _open_postgres(url: str, timeout: float, api_key: str | None, source: str) -
     return PostgresStore(url, timeout=timeout)
 
 
-def _open_http(url: str, timeout: float, api_key: str | None, source: str) -> Store:
+def _open_http(url: str, timeout: float, api_key: str | None) -> Store:
     from .stores.http import HttpStore
 
-    return HttpStore(url, api_key=api_key, timeout=timeout, source=source)
+    return HttpStore(url, api_key=api_key, timeout=timeout)
 
 
 def effective_api_key(api_key: str | None) -> str | None:
@@ -208,7 +203,7 @@ def effective_api_key(api_key: str | None) -> str | None:
     return api_key or os.environ.get("BOTWIRE_API_KEY") or None
 
 
-_SCHEMES: dict[str, Callable[[str, float, str | None, str], Store]] = {
+_SCHEMES: dict[str, Callable[[str, float, str | None], Store]] = {
     "sqlite": _open_sqlite,
     "memory": _open_memory,
     "http": _open_http,

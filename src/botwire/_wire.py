@@ -55,6 +55,8 @@ def parse_json(body: bytes) -> Any:
     No NaN or infinity, and no integer past 64 bits (orjson would round those to
     floats: bodies with long digit runs go through an exact parser and are refused).
     """
+    if body.startswith(b"\xef\xbb\xbf"):  # orjson refuses a BOM: so does the exact parser
+        raise InvalidRequest("the body is not valid JSON: it starts with a byte-order mark")
     try:
         if _LONG_NUMBER.search(body) is None:
             return _codec.decode(body)

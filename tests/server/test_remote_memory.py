@@ -100,6 +100,7 @@ def test_a_dead_server_gives_stale_reads_only_when_asked(
     with pytest.raises(Unavailable):
         lenient.get("gone")  # expired: never served, even stale
     server.start()
+    time.sleep(1.0)  # the circuit breaker remembers a dead server for `timeout` seconds
     assert strict.get("prefs") == lenient.get("prefs") == {"tone": "brief"}
     strict.close()
     lenient.close()

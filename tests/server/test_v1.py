@@ -109,6 +109,7 @@ def test_stats_and_changes(client: TestClient) -> None:
         "writes_per_day": 1000,
         "max_bytes": 50_000_000,
         "max_value_bytes": 1_048_576,
+        "max_answer_bytes": 16_777_216,
     }
     feed = client.get(f"{NS}/changes", params={"since": 0}).json()
     assert [(c["key"], c["deleted"]) for c in feed["changes"]] == [("a", True), ("b", False)]

@@ -7,11 +7,12 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from botwire import Memory, StoreClosed, StoreError, Unavailable
+from botwire import DiskFull, Memory, StoreClosed, StoreError, Unavailable
 from botwire._ops import Get
 from botwire.stores.sqlite import SCHEMA_VERSION, SqliteStore
 
@@ -87,6 +88,52 @@ def test_a_lock_held_too_long_gives_unavailable_not_database_locked(tmp_path: Pa
         blocker.execute("ROLLBACK")
     mem.set("k", 1)
     assert mem.get("k") == 1
+    store.close()
+
+
+def test_timeout_is_the_whole_wait_for_a_lock_held_by_another_process(tmp_path: Path) -> None:
+    """Issue 11 #8: SQLite's busy handler and the retries after it share one deadline."""
+    path = tmp_path / "held.db"
+    mem = Memory("ns", url=f"sqlite:///{path}", timeout=1.0)
+    mem.set("k", 0)  # the schema and this thread's connection exist before the lock is held
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+            "c.execute('BEGIN IMMEDIATE'); print('held', flush=True); sys.stdin.read()",
+            str(path),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+        start = time.monotonic()
+        with pytest.raises(Unavailable, match="locked"):
+            mem.set("k", 1)
+        waited = time.monotonic() - start
+        assert 0.9 <= waited < 1.6, waited  # a bound on the promise, not a benchmark
+    finally:
+        holder.communicate(b"")
+        mem.close()
+
+
+def test_a_full_disk_raises_disk_full_keeps_the_data_and_recovers(tmp_path: Path) -> None:
+    """Issue 11 #11: 'database or disk is full' is DiskFull (503), not a generic store error."""
+    store = SqliteStore(tmp_path / "full.db")
+    mem = Memory("ns", url=store)
+    mem.set("kept", "before")
+    pages = _pragma(store, "page_count")
+    store._conn().execute(f"PRAGMA max_page_count = {int(pages) + 2}")  # SQLite's own "full"
+    with pytest.raises(DiskFull) as raised:
+        for i in range(200):
+            mem.set(f"k{i}", "x" * 4000)
+    assert raised.value.status == 503 and raised.value.code == "disk_full"
+    assert mem.get("kept") == "before"
+    store._conn().execute("PRAGMA max_page_count = 1073741823")  # space freed
+    mem.set("after", 1)
+    assert mem.get("after") == 1 and mem.get("kept") == "before"
     store.close()
 
 

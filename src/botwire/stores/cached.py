@@ -156,7 +156,11 @@ def newer(old: Entry | None, new: Entry) -> Entry | None:
     if not new.known:  # an invalidation beats whatever was asked before it
         return old if old.asked > new.answered else new
     if not old.known:
-        return new if new.asked > old.answered else old
+        if new.asked > old.answered:
+            return new
+        # Refused, but the server had reached ``new`` by ``new.answered``: an answer
+        # asked before then may be older still (a fill racing a write-through).
+        return old._replace(answered=max(old.answered, new.answered))
     if old.record is not None and new.record is not None:  # versions order them
         if new.record.version != old.record.version:
             return new if new.record.version > old.record.version else old
@@ -415,8 +419,12 @@ class CachedStore(Store):
             raise exc
         clock_now = self.clock()
         entries = [self._load(namespace, op.key) for op in gets]
-        if any(e is None or not e.known or _expired(e, clock_now) for e in entries):
-            raise exc
+        for op, e in zip(gets, entries, strict=True):
+            if e is None or not e.known or _expired(e, clock_now):
+                raise exc
+            seen = self._seen.get(_name(namespace, op.key), 0)
+            if e.record is not None and e.record.version < seen:  # older than what we gave
+                raise exc
         age = time.time() - min(e.asked for e in entries if e is not None)
         warnings.warn(
             f"botwire: the server is unreachable ({exc}); serving cached values {age:.1f} s old",
@@ -460,13 +468,14 @@ class CachedStore(Store):
             cleared = self._entry(_clear_mark(namespace))
             if cleared is not None and new.known and new.asked <= cleared.answered:
                 return  # asked before a Clear was answered: may predate it
-            keep = newer(self._entry(name), new)
+            old = self._entry(name)
+            keep = newer(old, new)
             if keep is None:  # order unknown: unknown from now on, so no older fill lands
                 now = time.time()
-                keep = new = Entry(None, now, now, known=False)
-            if keep is new:
+                keep = Entry(None, now, now, known=False)
+            if keep is not old:
                 self._cache.set(
-                    name, new.pack(), expire=self._keep_for(new), tag=namespace, retry=True
+                    name, keep.pack(), expire=self._keep_for(keep), tag=namespace, retry=True
                 )
 
     def _keep_for(self, entry: Entry) -> float | None:

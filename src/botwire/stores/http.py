@@ -12,10 +12,12 @@
   every write batch carries an ``Idempotency-Key`` the client generates, so a
   retry never applies twice or counts twice against a limit. Other 4xx are
   never retried.
-* A circuit breaker: once a call spent its budget without reaching the server,
-  later calls fail at once with ``Unavailable`` for ``breaker`` seconds (a
-  read cache with ``stale_if_error`` then serves at once); after that, one
-  attempt per call probes until the server answers again.
+* A circuit breaker: once a call spent its budget without a usable answer (no
+  connection, or 502/503/504 throughout), later calls fail at once with
+  ``Unavailable`` for ``breaker`` seconds (5, or ``timeout`` if that is less:
+  a caller never waits longer than one call would; a read cache with ``stale_if_error``
+  then serves at once); after that, one attempt per call probes until the
+  server answers again.
 * Errors come back as the very classes the embedded store raises
   (``error_for_code``); an answer that is not botwire's JSON raises
   :class:`~botwire.BadResponse`.
@@ -24,6 +26,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import re
 import threading
@@ -53,27 +56,28 @@ from .base import UNCHANGED, Store, _Unchanged
 
 RETRY_STATUSES = {429, 502, 503, 504}
 BACKOFF_BASE, BACKOFF_CAP = 0.05, 2.0
-DEFAULT_BREAKER = 5.0  # seconds a dead server is remembered
+DEFAULT_BREAKER = 5.0  # seconds a dead server is remembered (at most ``timeout``)
 _SECONDS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,6})?")
 
 
 def backoff(attempt: int, response: httpx.Response | None) -> float:
     """Seconds to wait before attempt ``attempt + 1``: Retry-After, else full jitter."""
+    jitter = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
     if response is not None and response.status_code in (429, 503):
         retry_after = response.headers.get("retry-after", "").strip()
-        if _SECONDS.fullmatch(retry_after):
-            return float(retry_after)
-    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
+        if _SECONDS.fullmatch(retry_after):  # a floor: "0" must not make a retry storm
+            return max(float(retry_after), jitter)
+    return jitter
 
 
 def error_from(response: httpx.Response) -> BotwireError:
     """The exception a server error answer stands for."""
     try:
-        error = response.json()["error"]
+        error = _codec.decode(response.content)["error"]
         code, message = error.pop("code"), error.pop("message", "")
         if type(code) is not str or type(message) is not str:
             raise TypeError("not an error object")
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         if response.status_code >= 500:
             return Unavailable(f"the server answered {response.status_code}")
         return BadResponse(f"the server answered {response.status_code}: {response.text[:200]!r}")
@@ -106,20 +110,14 @@ class HttpStore(Store):
         client: httpx.Client | None = None,
         async_client: httpx.AsyncClient | None = None,
         breaker: float = DEFAULT_BREAKER,
-        source: str = "",
     ) -> None:
         self.url = url.rstrip("/")
         self.timeout = float(timeout)
-        self.breaker = float(breaker)
-        self.source = source  # where the URL came from, for messages ("$BOTWIRE_URL")
+        self.breaker = min(float(breaker), self.timeout)  # never longer than one call waits
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._headers = headers
         if client is None:
-            transport = httpx.HTTPTransport()
-            bounded(transport)
-            client = httpx.Client(
-                base_url=self.url, headers=headers, timeout=timeout, transport=transport
-            )
+            client = bounded(httpx.Client(base_url=self.url, headers=headers, timeout=timeout))
         self._client = client
         self._async_clients = PerLoop(self._new_async_client, _aclose)
         self._given_async_client = async_client
@@ -141,7 +139,8 @@ class HttpStore(Store):
         return await self._async_clients.get()
 
     async def _new_async_client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, headers=self._headers, timeout=self.timeout)
+        client = httpx.AsyncClient(base_url=self.url, headers=self._headers, timeout=self.timeout)
+        return bounded(client)
 
     # -- building requests ---------------------------------------------------------
 
@@ -152,7 +151,7 @@ class HttpStore(Store):
         if self._closed:
             raise StoreClosed("the store is closed")
         op = ops[0]
-        if len(ops) == 1 and type(op) is Get and not op.refresh:
+        if _is_plain_read(ops) and type(op) is Get:
             return "GET", f"/v1/ns/{namespace}/keys/{key_path(op.key)}", None, {}
         body = _codec.encode({"ops": [op_to_json(o) for o in ops]})
         headers = {"content-type": "application/json"}
@@ -171,7 +170,7 @@ class HttpStore(Store):
             raise error_from(response)
         try:
             data = _codec.decode(response.content)
-            if "results" not in data:  # a single GET answers with the item itself
+            if _is_plain_read(ops):  # a single GET answers with the item itself
                 return [record_from_json(data)]
             return [result_from_json(op, r) for op, r in zip(ops, data["results"], strict=True)]
         except BotwireError as exc:  # a value that is not ours to store
@@ -222,7 +221,10 @@ class HttpStore(Store):
         return response
 
     def _where(self) -> str:
-        return f"{self.url} ({self.source})" if self.source else self.url
+        """The URL for messages, saying so when it is the one ``$BOTWIRE_URL`` holds."""
+        if os.environ.get("BOTWIRE_URL", "").rstrip("/") == self.url:
+            return f"{self.url} (from $BOTWIRE_URL)"
+        return self.url
 
     def _send(
         self, method: str, path: str, body: bytes | None, headers: dict[str, str]
@@ -236,6 +238,8 @@ class HttpStore(Store):
                     response = self._client.request(method, path, content=body, headers=headers)
             except httpx.TransportError as exc:
                 failure: Exception = exc
+            except httpx.RequestError as exc:  # e.g. a body that is not the gzip it claims
+                raise BadResponse(f"{self._where()} sent an unreadable answer: {exc}") from None
             else:
                 if response.status_code not in RETRY_STATUSES:
                     return self._answered(response)
@@ -252,12 +256,12 @@ class HttpStore(Store):
         for attempt in range(attempts):
             response = None
             try:
-                response = await asyncio.wait_for(
-                    client.request(method, path, content=body, headers=headers),
-                    max(end - time.monotonic(), 0.001),
-                )
-            except (httpx.TransportError, asyncio.TimeoutError) as exc:
+                with deadline(end):
+                    response = await client.request(method, path, content=body, headers=headers)
+            except httpx.TransportError as exc:
                 failure: Exception = exc
+            except httpx.RequestError as exc:  # e.g. a body that is not the gzip it claims
+                raise BadResponse(f"{self._where()} sent an unreadable answer: {exc}") from None
             else:
                 if response.status_code not in RETRY_STATUSES:
                     return self._answered(response)
@@ -291,6 +295,11 @@ class HttpStore(Store):
         method, path, _, _ = self._request(namespace, (Get(key),), None)
         response = await self._asend(method, path, None, {"if-none-match": f'"{version}"'})
         return UNCHANGED if response.status_code == 304 else self._results((Get(key),), response)[0]
+
+
+def _is_plain_read(ops: Sequence[Op]) -> bool:
+    """One ``Get`` without a refresh: sent as ``GET /keys/{key}``, answered with the item."""
+    return len(ops) == 1 and type(ops[0]) is Get and not ops[0].refresh
 
 
 async def _aclose(client: httpx.AsyncClient) -> None:
