@@ -1,7 +1,7 @@
 """What every route does first: find the store, check the namespace and the caller, read the body.
 
 Reads run on the event loop (SQLite readers never wait on a writer in WAL);
-writes go through the worker's group commit (``writes.py``).
+writes, keyed or not, go through the worker's group commit (``writes.py``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import re
 from typing import Any
 
 from fastapi import Request
-from starlette.concurrency import run_in_threadpool
 
 from botwire import InvalidRequest, UnsupportedMediaType
 from botwire._ops import Idempotency, Op
@@ -73,12 +72,8 @@ async def write(
     store = store_of(request)
     if not store.local_io:  # PostgreSQL: concurrent transactions, real async I/O
         return await store.abatch(namespace, ops, idempotency=idempotency)
-    if idempotency is None:  # group commit (see writes.py)
-        return await request.app.state.writes.submit(namespace, ops)  # type: ignore[no-any-return]
-    # Idempotent requests claim their key in a transaction of their own first.
-    results = store.try_batch(namespace, ops, idempotency=idempotency)
-    if results is None:
-        results = await run_in_threadpool(store.batch, namespace, ops, idempotency=idempotency)
+    # Every write, keyed or not, joins the group commit (see writes.py).
+    results: list[Any] = await request.app.state.writes.submit(namespace, ops, idempotency)
     return results
 
 

@@ -184,15 +184,14 @@ def test_writer_lock_lets_a_server_write_without_waiting(tmp_path: Path) -> None
     op = [Put("k", encode(1))]
     done = threading.Event()
     with holder._writer(wait=True):
-        assert other.try_batch("ns", op) is None  # would wait: step aside at once
-        assert other.batch_group([("ns", op)], wait=False) is None
-        assert other.try_batch("ns", [Get("k")]) == [None]  # reads never wait
+        assert other.batch_group([("ns", op, None)], wait=False) is None  # step aside at once
+        assert other.batch("ns", [Get("k")]) == [None]  # reads never wait
         waiter = threading.Thread(target=lambda: (other.batch("ns", op), done.set()))
         waiter.start()
         assert not done.wait(0.2)  # a blocking writer waits its turn...
     waiter.join(timeout=10)
     assert done.is_set()  # ...and goes as soon as the lock is free
-    answers = other.batch_group([("ns", op), ("ns", [Put("k", encode(2), None, 999)])])
+    answers = other.batch_group([("ns", op, None), ("ns", [Put("k", encode(2), None, 999)], None)])
     assert isinstance(answers[0], list) and type(answers[1]).__name__ == "Conflict"
     assert Memory("ns", url=other).get("k") == 1  # the failed batch left nothing
     holder.close()

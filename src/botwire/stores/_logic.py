@@ -13,18 +13,19 @@ from .. import _codec
 from .._errors import (
     AnswerTooLarge,
     Conflict,
+    IdempotencyKeyReused,
     QuotaExceeded,
     ValueTooLarge,
     WriteLimitExceeded,
     WrongType,
 )
 from .._ops import (
+    READ_OPS,
     TTL,
     WRITE_OPS,
-    Change,
     ChangePage,
     Delete,
-    NamespaceStats,
+    Get,
     Op,
     Put,
     Record,
@@ -36,7 +37,6 @@ from .base import Limits
 
 DAY = 86400.0
 IDEMPOTENCY_TTL = DAY  # how long a finished request's answer is kept for replays
-IDEMPOTENCY_CLAIM_TIMEOUT = 60.0  # a claim older than this belongs to a request that died
 TOMBSTONE_TTL = 7 * DAY  # how long the change feed remembers a deletion
 
 _MAX_CHAR = 0x10FFFF
@@ -217,38 +217,42 @@ def scan_row_size(key: str, data: bytes) -> int:
 # -- replaying results (idempotency) ------------------------------------------------------
 
 
-def encode_results(results: Sequence[Any]) -> bytes:
-    """Results of a batch as JSON, so a repeated request can get the very same answer."""
-    out: list[Any] = []
-    for result in results:
-        if isinstance(result, Record):
-            out.append({"record": [result.data.decode(), *result[1:]]})
-        elif isinstance(result, NamespaceStats):
-            out.append({"stats": list(result)})
-        elif isinstance(result, ChangePage):
-            out.append({"changes": [[list(c) for c in result.changes], result.next, result.reset]})
-        elif isinstance(result, list) and result and isinstance(result[0], tuple):  # a Scan
-            out.append({"scan": [[key, r.data.decode(), *r[1:]] for key, r in result]})
-        else:
-            out.append(result)
-    return _codec.encode(out)
+def is_read(op: Op) -> bool:
+    """An op a replay runs again (a read) rather than answers from the record (a write)."""
+    return type(op) is Get or type(op) in READ_OPS
 
 
-def decode_results(data: bytes) -> list[Any]:
-    results: list[Any] = []
-    for result in _codec.decode(data):
-        if isinstance(result, dict) and "record" in result:
-            first, *rest = result["record"]
-            results.append(Record(first.encode(), *rest))
-        elif isinstance(result, dict) and "stats" in result:
-            results.append(NamespaceStats(*result["stats"]))
-        elif isinstance(result, dict) and "changes" in result:
-            changes, next_, reset = result["changes"]
-            results.append(ChangePage([Change(*c) for c in changes], next_, reset))
-        elif isinstance(result, dict) and "scan" in result:
-            results.append(
-                [(key, Record(data.encode(), *rest)) for key, data, *rest in result["scan"]]
-            )
-        else:
-            results.append(result)
+def replay_record(ops: Sequence[Op], results: Sequence[Any]) -> bytes:
+    """What a repeat of this batch needs: the writes' results only (small JSON scalars).
+
+    Reads are not kept: a replay runs them again, in its own transaction, so a
+    record is a few bytes per op however much a batch read (and it is charged to
+    the namespace's storage like an item).
+    """
+    kept = [None if is_read(op) else result for op, result in zip(ops, results, strict=True)]
+    return _codec.encode(kept)
+
+
+DEFAULT_REPLAY_CAP = 16_777_216  # replay bytes per namespace where no quota is set
+MAX_EVICTION_ROUNDS = 100
+
+
+def replay_cap(limits: Limits | None) -> int:
+    """How many bytes of replay records a namespace keeps: its quota, else 16 MiB.
+
+    Past it the oldest records go first (a retry comes within seconds; a record
+    is a few bytes per op), so what a namespace makes the server keep for
+    replays never exceeds its quota.
+    """
+    return limits.max_bytes if limits is not None and limits.max_bytes else DEFAULT_REPLAY_CAP
+
+
+def check_replay(idem_fingerprint: str, found_fingerprint: str, key: str) -> None:
+    if found_fingerprint != idem_fingerprint:
+        raise IdempotencyKeyReused(f"idempotency key {key!r} was used for another request")
+
+
+def replayed_writes(record: bytes) -> list[Any]:
+    """The writes' results of a recorded batch (``None`` where a read is to run again)."""
+    results: list[Any] = _codec.decode(record)
     return results

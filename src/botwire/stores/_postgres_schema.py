@@ -18,6 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 _SIZE = "(octet_length({row}.key) + octet_length({row}.value))"
+_RECORD_SIZE = (
+    "(octet_length({row}.key) + octet_length({row}.fingerprint) + octet_length({row}.results))"
+)
 
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (
@@ -84,6 +87,40 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             END $$""",
             "CREATE TRIGGER botwire_items_changed AFTER INSERT OR UPDATE OR DELETE "
             "ON botwire_items FOR EACH ROW EXECUTE FUNCTION botwire_items_changed()",
+        ],
+    ),
+    (
+        2,
+        "replay records are bounded per namespace (counted apart from items)",
+        [
+            "ALTER TABLE botwire_ns_stats ADD COLUMN replay bigint NOT NULL DEFAULT 0",
+            "CREATE INDEX botwire_idempotency_age ON botwire_idempotency (ns, claimed_at)",
+            f"""UPDATE botwire_ns_stats AS s SET replay = r.size
+            FROM (SELECT ns, sum({_RECORD_SIZE.format(row="i")}) AS size
+                  FROM botwire_idempotency AS i GROUP BY ns) AS r
+            WHERE s.ns = r.ns""",
+            f"""CREATE FUNCTION botwire_idempotency_changed() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+            BEGIN
+                IF TG_OP = 'INSERT' THEN
+                    INSERT INTO botwire_ns_stats (ns, replay)
+                    VALUES (NEW.ns, {_RECORD_SIZE.format(row="NEW")})
+                    ON CONFLICT (ns) DO UPDATE
+                    SET replay = botwire_ns_stats.replay + excluded.replay;
+                    RETURN NEW;
+                ELSIF TG_OP = 'UPDATE' THEN
+                    UPDATE botwire_ns_stats SET replay = replay
+                        + {_RECORD_SIZE.format(row="NEW")} - {_RECORD_SIZE.format(row="OLD")}
+                    WHERE ns = NEW.ns;
+                    RETURN NEW;
+                ELSE
+                    UPDATE botwire_ns_stats SET replay = replay - {_RECORD_SIZE.format(row="OLD")}
+                    WHERE ns = OLD.ns;
+                    RETURN OLD;
+                END IF;
+            END $$""",
+            "CREATE TRIGGER botwire_idempotency_changed AFTER INSERT OR UPDATE OR DELETE "
+            "ON botwire_idempotency FOR EACH ROW EXECUTE FUNCTION botwire_idempotency_changed()",
         ],
     ),
 ]

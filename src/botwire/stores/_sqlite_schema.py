@@ -82,6 +82,25 @@ _ACCOUNTING = (
         UPDATE ns_stats SET bytes = bytes - {_SIZE.format(row="OLD")} WHERE ns = OLD.ns;
     END""",
 )
+# Replay records (idempotency) are counted per namespace apart from items (``replay``):
+# a namespace's records are bounded by its quota, the oldest dropped first.
+_RECORD_SIZE = (
+    "(length(CAST({row}.key AS BLOB)) + length({row}.fingerprint) + length({row}.results))"
+)
+_REPLAY_ACCOUNTING = (
+    "ALTER TABLE ns_stats ADD COLUMN replay INTEGER NOT NULL DEFAULT 0",
+    "CREATE INDEX IF NOT EXISTS idempotency_age ON idempotency (ns, claimed_at)",
+    "DELETE FROM idempotency WHERE results IS NULL",  # claims of earlier versions
+    f"""UPDATE ns_stats SET replay = (SELECT coalesce(sum({_RECORD_SIZE.format(row="i")}), 0)
+        FROM idempotency AS i WHERE i.ns = ns_stats.ns)""",
+    f"""CREATE TRIGGER IF NOT EXISTS idempotency_replay_insert AFTER INSERT ON idempotency BEGIN
+        INSERT INTO ns_stats (ns, replay) VALUES (NEW.ns, {_RECORD_SIZE.format(row="NEW")})
+        ON CONFLICT (ns) DO UPDATE SET replay = replay + excluded.replay;
+    END""",
+    f"""CREATE TRIGGER IF NOT EXISTS idempotency_replay_delete AFTER DELETE ON idempotency BEGIN
+        UPDATE ns_stats SET replay = replay - {_RECORD_SIZE.format(row="OLD")} WHERE ns = OLD.ns;
+    END""",
+)
 # Bytes of items written before accounting was switched on.
 _BACKFILL = f"""INSERT INTO ns_stats (ns, bytes)
     SELECT ns, sum({_SIZE.format(row="items")}) FROM items WHERE true GROUP BY ns
@@ -102,8 +121,18 @@ def create(conn: sqlite3.Connection, path: str, *, accounting: bool) -> None:
         for statement in _ACCOUNTING:
             conn.execute(statement)
         conn.execute(_BACKFILL)
+    if has_accounting(conn) and not _has_replay_accounting(conn):
+        for statement in _REPLAY_ACCOUNTING:
+            conn.execute(statement)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     conn.execute("COMMIT")
+
+
+def _has_replay_accounting(conn: sqlite3.Connection) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'idempotency_replay_delete'"
+    ).fetchone()
+    return row is not None
 
 
 def has_accounting(conn: sqlite3.Connection) -> bool:

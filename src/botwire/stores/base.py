@@ -20,6 +20,10 @@ UNCHANGED = _Unchanged.UNCHANGED
 """What :meth:`Store.revalidate` returns when the key still has the version asked about."""
 
 
+GroupItem = tuple[str, Sequence[Op], Idempotency | None]
+"""One batch of a group commit: its namespace, its ops, and its idempotency key if any."""
+
+
 class Limits(NamedTuple):
     """Per-namespace limits a store enforces inside the write's own transaction (0 = off)."""
 
@@ -92,20 +96,10 @@ class Store(ABC):
         record: Record | None = (await self.abatch(namespace, (Get(key),)))[0]
         return UNCHANGED if record is not None and record.version == version else record
 
-    def try_batch(
-        self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None
-    ) -> list[Any] | None:
-        """:meth:`batch`, if that needs no waiting for another writer; else ``None`` at once.
-
-        A server calls it on its event loop and, on ``None``, :meth:`batch` in a
-        thread. By default there is no way to tell, so always ``None``.
-        """
-        return None
-
     def batch_group(
-        self, group: Sequence[tuple[str, Sequence[Op]]], *, wait: bool = True
+        self, group: Sequence[GroupItem], *, wait: bool = True
     ) -> list[list[Any] | BotwireError] | None:
-        """Apply several ``(namespace, ops)`` batches, each atomic on its own.
+        """Apply several ``(namespace, ops, idempotency)`` batches, each atomic on its own.
 
         Each answer is that batch's results or the error that refused it. A store
         with real transactions commits the group at once (one fsync for all); the
@@ -113,9 +107,9 @@ class Store(ABC):
         where the store would have to wait for another writer.
         """
         answers: list[list[Any] | BotwireError] = []
-        for namespace, ops in group:
+        for namespace, ops, idempotency in group:
             try:
-                answers.append(self.batch(namespace, ops))
+                answers.append(self.batch(namespace, ops, idempotency=idempotency))
             except BotwireError as exc:
                 answers.append(exc)
         return answers

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import IdempotencyKeyInUse, IdempotencyKeyReused, StoreClosed
+from .._errors import StoreClosed
 from .._ops import (
     Append,
     Change,
@@ -58,10 +58,13 @@ class _Space:
     tombstones: dict[str, tuple[int, float]] = field(default_factory=dict)  # version, when
     day: int = 0
     writes: int = 0
-    claims: dict[str, tuple[str, bytes | None, float]] = field(default_factory=dict)
+    claims: dict[str, tuple[str, bytes, float]] = field(default_factory=dict)  # replay records
 
     def size(self) -> int:
         return sum(_logic.item_size(k, r.data) for k, r in self.rows.items())
+
+    def replay_size(self) -> int:
+        return sum(len(k) + len(f) + len(r) for k, (f, r, _) in self.claims.items())
 
 
 class MemoryStore(Store):
@@ -95,27 +98,10 @@ class MemoryStore(Store):
                 budget = _logic.AnswerBudget(self.limits)
                 return [budget.take(self._apply(space, op, now)) for op in ops]
             if idempotency is not None:
-                replay = self._claim(space, idempotency, now)
+                replay = self._replay(space, ops, idempotency, now)
                 if replay is not None:
                     return replay
-            try:
-                results = self._write(space, ops, now)
-            except BaseException:
-                if idempotency is not None:
-                    del space.claims[idempotency.key]
-                raise
-            if idempotency is not None:
-                space.claims[idempotency.key] = (
-                    idempotency.fingerprint,
-                    _logic.encode_results(results),
-                    now,
-                )
-            return results
-
-    def try_batch(
-        self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None
-    ) -> list[Any] | None:
-        return self.batch(namespace, ops, idempotency=idempotency)  # waits only on its lock
+            return self._write(space, ops, now, idempotency)
 
     async def abatch(
         self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None
@@ -142,13 +128,23 @@ class MemoryStore(Store):
 
     # -- transactions ----------------------------------------------------------------
 
-    def _write(self, space: _Space, ops: Sequence[Op], now: float) -> list[Any]:
+    def _write(
+        self, space: _Space, ops: Sequence[Op], now: float, idem: Idempotency | None
+    ) -> list[Any]:
         _logic.check_conflicts(ops, lambda key: self._live_version(space, key, now))
         saved = (dict(space.rows), dict(space.tombstones), space.day, space.writes)
+        claims = dict(space.claims)
         bytes_before = space.size() if self.limits else 0
         try:  # undo log: everything is restored if an op or a limit fails
             budget = _logic.AnswerBudget(self.limits)
             results = [budget.take(self._apply(space, op, now)) for op in ops]
+            if idem is not None:  # bounded per namespace, oldest out first, as on the SQL stores
+                record = _logic.replay_record(ops, results)
+                space.claims.pop(idem.key, None)
+                space.claims[idem.key] = (idem.fingerprint, record, now)
+                cap = _logic.replay_cap(self.limits)
+                while space.replay_size() > cap and len(space.claims) > 1:
+                    del space.claims[next(iter(space.claims))]
             if self.limits is not None:
                 day = _logic.utc_day(now)
                 space.writes = (space.writes if space.day == day else 0) + _logic.writes_in(
@@ -165,21 +161,23 @@ class MemoryStore(Store):
             return results
         except BaseException:
             space.rows, space.tombstones, space.day, space.writes = saved
+            space.claims = claims
             raise
 
-    def _claim(self, space: _Space, idem: Idempotency, now: float) -> list[Any] | None:
-        claim = space.claims.get(idem.key)
-        if claim is not None and claim[2] > now - _logic.IDEMPOTENCY_TTL:
-            fingerprint, results, _ = claim
-            if fingerprint != idem.fingerprint:
-                raise IdempotencyKeyReused(
-                    f"idempotency key {idem.key!r} was used for another request"
-                )
-            if results is not None:
-                return _logic.decode_results(results)
-            raise IdempotencyKeyInUse(f"a request with idempotency key {idem.key!r} is running")
-        space.claims[idem.key] = (idem.fingerprint, None, now)
-        return None
+    def _replay(
+        self, space: _Space, ops: Sequence[Op], idem: Idempotency, now: float
+    ) -> list[Any] | None:
+        """A repeat's answer: the writes' results as recorded, the reads run again."""
+        record = space.claims.get(idem.key)
+        if record is None or record[2] <= now - _logic.IDEMPOTENCY_TTL:
+            return None
+        _logic.check_replay(idem.fingerprint, record[0], idem.key)
+        results = _logic.replayed_writes(record[1])
+        budget = _logic.AnswerBudget(self.limits)
+        for i, op in enumerate(ops):
+            if _logic.is_read(op):
+                results[i] = budget.take(self._apply(space, op, now))
+        return results
 
     # -- rows ------------------------------------------------------------------------
 

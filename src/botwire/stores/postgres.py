@@ -39,7 +39,6 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 from .._errors import (
     BotwireError,
     DiskFull,
-    IdempotencyKeyReused,
     StoreClosed,
     StoreError,
     Unavailable,
@@ -298,12 +297,14 @@ class PostgresStore(Store):
                 "WHERE ns = %s AND key = %s AND claimed_at > %s",
                 (ns, idem.key, now - _logic.IDEMPOTENCY_TTL),
             )
-            if rows:
-                if rows[0][0] != idem.fingerprint:
-                    raise IdempotencyKeyReused(
-                        f"idempotency key {idem.key!r} was used for another request"
-                    )
-                return _logic.decode_results(bytes(rows[0][1]))
+            if rows:  # a repeat: the writes' answers as recorded, the reads run again
+                _logic.check_replay(idem.fingerprint, rows[0][0], idem.key)
+                replay = _logic.replayed_writes(bytes(rows[0][1]))
+                budget = _logic.AnswerBudget(self.limits)
+                for i, op in enumerate(ops):
+                    if _logic.is_read(op):
+                        replay[i] = budget.take((yield from self._apply(ns, op, now, budget)))
+                return replay
         guarded = [o.key for o in ops if isinstance(o, (Put, Delete)) and o.if_version is not None]
         if guarded:
             rows = yield (
@@ -317,6 +318,24 @@ class PostgresStore(Store):
         results = []
         for op in ops:
             results.append(budget.take((yield from self._apply(ns, op, now, budget))))
+        if idem is not None:  # in this transaction; bounded per namespace, oldest out first
+            yield (
+                "INSERT INTO botwire_idempotency VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT (ns, key) DO UPDATE SET fingerprint = excluded.fingerprint, "
+                "results = excluded.results, claimed_at = excluded.claimed_at",
+                (ns, idem.key, idem.fingerprint, _logic.replay_record(ops, results), now),
+            )
+            cap = _logic.replay_cap(self.limits)
+            for _ in range(_logic.MAX_EVICTION_ROUNDS):
+                ((held,),) = yield ("SELECT replay FROM botwire_ns_stats WHERE ns = %s", (ns,))
+                if held <= cap:
+                    break
+                yield (
+                    "DELETE FROM botwire_idempotency WHERE (ns, key) IN (SELECT ns, key "
+                    "FROM botwire_idempotency WHERE ns = %s AND key <> %s "
+                    "ORDER BY claimed_at LIMIT 64)",
+                    (ns, idem.key),
+                )
         writes = _logic.writes_in(ops, results)
         day = _logic.utc_day(now)
         ((writes_today, bytes_after),) = yield (_COUNT_WRITES, (day, writes, writes, day, ns))
@@ -327,13 +346,6 @@ class PostgresStore(Store):
                 bytes_before=bytes_before,
                 bytes_after=bytes_after,
                 now=now,
-            )
-        if idem is not None:
-            yield (
-                "INSERT INTO botwire_idempotency VALUES (%s, %s, %s, %s, %s) "
-                "ON CONFLICT (ns, key) DO UPDATE SET fingerprint = excluded.fingerprint, "
-                "results = excluded.results, claimed_at = excluded.claimed_at",
-                (ns, idem.key, idem.fingerprint, _logic.encode_results(results), now),
             )
         return results
 

@@ -22,6 +22,7 @@ Promises, each backed by a test in ``tests/stores/``:
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import random
 import sqlite3
@@ -35,8 +36,6 @@ from typing import Any, ClassVar
 from .._errors import (
     BotwireError,
     DiskFull,
-    IdempotencyKeyInUse,
-    IdempotencyKeyReused,
     InvalidURL,
     StoreClosed,
     StoreError,
@@ -65,9 +64,11 @@ from .._ops import (
 )
 from . import _logic, _sqlite_schema
 from ._sqlite_schema import ITEMS_TABLE, NEXT_VERSION, SCHEMA_VERSION
-from .base import Limits, Store
+from .base import GroupItem, Limits, Store
 
 __all__ = ["ITEMS_TABLE", "SCHEMA_VERSION", "SqliteStore"]
+
+log = logging.getLogger("botwire")
 
 # The columns of a Record, in its order; the TTL only where a write needs it.
 _SELECT = (
@@ -98,7 +99,7 @@ except ImportError:  # Windows: SQLite's busy handler alone
 
 
 class _WouldWait(Exception):
-    """The writer lock is taken (``try_batch`` then leaves the write to ``batch``)."""
+    """The writer lock is taken (``batch_group(wait=False)`` then returns ``None``)."""
 
 
 class SqliteStore(Store):
@@ -232,27 +233,15 @@ class SqliteStore(Store):
         with self._writer(wait=True):
             return self._write_batch(namespace, ops, idempotency)
 
-    def try_batch(
-        self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None
-    ) -> list[Any] | None:
-        """:meth:`batch` if no other botwire writer holds the file, else ``None`` at once."""
-        if is_read_only(ops):
-            return self.batch(namespace, ops)  # readers never wait for writers (WAL)
-        try:
-            with self._writer(wait=False):
-                return self._write_batch(namespace, ops, idempotency)
-        except _WouldWait:
-            return None
-
     def batch_group(
-        self, group: Sequence[tuple[str, Sequence[Op]]], *, wait: bool = True
+        self, group: Sequence[GroupItem], *, wait: bool = True
     ) -> list[list[Any] | BotwireError] | None:
         """Write batches together: each atomic on its own, all in one transaction.
 
         Each answer is that batch's results, or the error that refused it alone
-        (a ``Conflict``, a limit...). One commit, one fsync, for the whole group;
-        nothing is visible or acknowledged before it. ``wait=False``: ``None`` at
-        once if another botwire writer holds the file.
+        (a ``Conflict``, a limit, any failure of its own). One commit, one fsync,
+        for the whole group; nothing is visible or acknowledged before it.
+        ``wait=False``: ``None`` at once if another botwire writer holds the file.
         """
         try:
             with self._writer(wait=wait):
@@ -266,16 +255,7 @@ class SqliteStore(Store):
         self, namespace: str, ops: Sequence[Op], idempotency: Idempotency | None
     ) -> list[Any]:
         """A write batch (holding the writer lock, where there is one)."""
-        if idempotency is not None:
-            replay = self._run(self._claim, namespace, idempotency)
-            if replay is not None:
-                return replay  # type: ignore[no-any-return]
-        try:
-            results: list[Any] = self._run(self._write, namespace, ops, idempotency)
-        except BaseException:
-            if idempotency is not None:  # free the key: a retry may apply the batch
-                self._run(self._unclaim, namespace, idempotency)
-            raise
+        results: list[Any] = self._run(self._write, namespace, ops, idempotency)
         self._maybe_sweep()
         return results
 
@@ -363,19 +343,26 @@ class SqliteStore(Store):
         return results
 
     def _write_group(
-        self, conn: sqlite3.Connection, group: Sequence[tuple[str, Sequence[Op]]]
+        self, conn: sqlite3.Connection, group: Sequence[GroupItem]
     ) -> list[list[Any] | BotwireError]:
-        """Each batch in its own savepoint, all of them in one transaction: one fsync."""
+        """Each batch in its own savepoint, all of them in one transaction: one fsync.
+
+        Whatever one batch raises undoes that batch alone; only a failure that
+        ends the transaction itself (the disk is full, the file is gone) fails
+        the group, and the caller may then run the batches one by one.
+        """
         now = self.clock()
         conn.execute("BEGIN IMMEDIATE")
         answers: list[list[Any] | BotwireError] = []
-        for ns, ops in group:
+        for ns, ops, idem in group:
             conn.execute("SAVEPOINT one")
             try:
-                answers.append(self._apply_batch(conn, ns, ops, None, now))
-            except BotwireError as exc:  # this batch fails alone
+                answers.append(self._apply_batch(conn, ns, ops, idem, now))
+            except Exception as exc:
+                if not conn.in_transaction:
+                    raise  # SQLite rolled the whole transaction back
                 conn.execute("ROLLBACK TO one")
-                answers.append(exc)
+                answers.append(_batch_error(exc))
             conn.execute("RELEASE one")
         conn.execute("COMMIT")
         return answers
@@ -388,14 +375,35 @@ class SqliteStore(Store):
         idem: Idempotency | None,
         now: float,
     ) -> list[Any]:
-        """The body of a write transaction: checks, ops, limits, the idempotency record."""
+        """The body of a write transaction: replay, checks, ops, the replay record, limits.
+
+        The idempotency record is written in this same transaction: after a crash
+        the key is either absent (a retry applies the batch once) or present with
+        its answer (a retry replays it). Writers hold the file's write lock, so a
+        duplicate waits for the first and then replays it.
+        """
+        budget = _logic.AnswerBudget(self.limits)
+        if idem is not None:
+            row = conn.execute(
+                "SELECT fingerprint, results FROM idempotency "
+                "WHERE ns = ? AND key = ? AND claimed_at > ?",
+                (ns, idem.key, now - _logic.IDEMPOTENCY_TTL),
+            ).fetchone()
+            if row is not None:
+                _logic.check_replay(idem.fingerprint, row[0], idem.key)
+                results = _logic.replayed_writes(row[1])
+                for i, op in enumerate(ops):
+                    if _logic.is_read(op):
+                        results[i] = budget.take(self._apply(conn, ns, op, now, budget))
+                return results
         _logic.check_conflicts(ops, lambda key: self._live_version(conn, ns, key, now))
         limits = self.limits
         if limits is not None:
             row = conn.execute("SELECT bytes FROM ns_stats WHERE ns = ?", (ns,)).fetchone()
             bytes_before = 0 if row is None else row[0]
-        budget = _logic.AnswerBudget(limits)
         results = [budget.take(self._apply(conn, ns, op, now, budget)) for op in ops]
+        if idem is not None:
+            self._record(conn, ns, idem, _logic.replay_record(ops, results), now)
         if limits is not None:
             # In the same transaction as the writes: no race lets one more through.
             writes = _logic.writes_in(ops, results)
@@ -409,12 +417,29 @@ class SqliteStore(Store):
                 bytes_after=bytes_after,
                 now=now,
             )
-        if idem is not None:
-            conn.execute(
-                "UPDATE idempotency SET results = ? WHERE ns = ? AND key = ?",
-                (_logic.encode_results(results), ns, idem.key),
-            )
         return results
+
+    def _record(
+        self, conn: sqlite3.Connection, ns: str, idem: Idempotency, record: bytes, now: float
+    ) -> None:
+        """Keep a batch's replay record; past the namespace's bound, drop its oldest."""
+        conn.execute("DELETE FROM idempotency WHERE ns = ? AND key = ?", (ns, idem.key))  # expired
+        conn.execute(
+            "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?)",
+            (ns, idem.key, idem.fingerprint, record, now),
+        )
+        if not self.accounting:
+            return
+        cap = _logic.replay_cap(self.limits)
+        for _ in range(_logic.MAX_EVICTION_ROUNDS):
+            (held,) = conn.execute("SELECT replay FROM ns_stats WHERE ns = ?", (ns,)).fetchone()
+            if held <= cap:
+                return
+            conn.execute(
+                "DELETE FROM idempotency WHERE rowid IN (SELECT rowid FROM idempotency "
+                "WHERE ns = ? AND key != ? ORDER BY claimed_at LIMIT 64)",
+                (ns, idem.key),
+            )
 
     @staticmethod
     def _prune_tombstones(conn: sqlite3.Connection, now: float) -> None:
@@ -428,37 +453,6 @@ class SqliteStore(Store):
             conn.execute("DELETE FROM tombstones WHERE version <= ?", (cutoff,))
             conn.execute("UPDATE meta SET v = max(v, ?) WHERE k = 'pruned'", (cutoff,))
             conn.execute("DELETE FROM seq_marks WHERE at < ?", (at,))
-
-    def _claim(self, conn: sqlite3.Connection, ns: str, idem: Idempotency) -> list[Any] | None:
-        """Claim an idempotency key; the stored results if it was used already."""
-        now = self.clock()
-        conn.execute("BEGIN IMMEDIATE")
-        row = conn.execute(
-            "SELECT fingerprint, results, claimed_at FROM idempotency WHERE ns = ? AND key = ?",
-            (ns, idem.key),
-        ).fetchone()
-        if row is not None and row[2] > now - _logic.IDEMPOTENCY_TTL:
-            fingerprint, results, claimed_at = row
-            if fingerprint != idem.fingerprint:
-                raise IdempotencyKeyReused(
-                    f"idempotency key {idem.key!r} was used for another request"
-                )
-            if results is not None:
-                conn.execute("COMMIT")
-                return _logic.decode_results(results)
-            if claimed_at > now - _logic.IDEMPOTENCY_CLAIM_TIMEOUT:
-                raise IdempotencyKeyInUse(f"a request with idempotency key {idem.key!r} is running")
-        conn.execute(
-            "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, NULL, ?)",
-            (ns, idem.key, idem.fingerprint, now),
-        )
-        conn.execute("COMMIT")
-        return None
-
-    def _unclaim(self, conn: sqlite3.Connection, ns: str, idem: Idempotency) -> None:
-        conn.execute(
-            "DELETE FROM idempotency WHERE ns = ? AND key = ? AND results IS NULL", (ns, idem.key)
-        )
 
     # -- one operation each: (conn, namespace, op, now) -> result --------------------
 
@@ -656,6 +650,16 @@ def _rollback(conn: sqlite3.Connection | None) -> None:
 
 
 _SQLITE_FULL = 13  # the result code for "database or disk is full"
+
+
+def _batch_error(exc: Exception) -> BotwireError:
+    """What one batch of a group answers when it raised ``exc`` (the others go on)."""
+    if isinstance(exc, BotwireError):
+        return exc
+    if isinstance(exc, sqlite3.Error):
+        return _mapped(exc)
+    log.exception("a write batch failed (it alone was rolled back)")
+    return StoreError(f"the batch failed: {type(exc).__name__}")
 
 
 def _busy_timeout(conn: sqlite3.Connection, seconds: float) -> None:
