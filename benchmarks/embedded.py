@@ -55,7 +55,7 @@ def _botwire(tmp: Path, sync: str) -> tuple[Setter, Getter, Callable[[], None]]:
 def _raw(tmp: Path, sync: str) -> tuple[Setter, Getter, Callable[[], None]]:
     import sqlite3
 
-    from botwire.stores._sqlite_schema import ITEMS_TABLE
+    from botwire.stores.sqlite import ITEMS_TABLE
 
     conn = sqlite3.connect(tmp / "raw.db", isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")

@@ -13,7 +13,7 @@ import botwire
 from botwire import Conflict, InvalidRequest, Memory, StoreError, Unavailable, WriteLimitExceeded
 from botwire._codec import encode
 from botwire._errors import ERRORS_BY_CODE, BotwireError
-from botwire._ops import Get, Incr, Put
+from botwire.ops import Get, Incr, Put
 from botwire.stores.cached import CachedStore
 from botwire.stores.http import HttpStore, error_from
 

@@ -6,7 +6,7 @@ import pytest
 
 from botwire import InvalidName, InvalidRequest, ValueNotSerializable
 from botwire._codec import encode
-from botwire._ops import (
+from botwire.ops import (
     KEEP,
     Append,
     Changes,
@@ -22,7 +22,7 @@ from botwire._ops import (
     Stats,
     Touch,
 )
-from botwire._wire import key_path, op_from_json, op_to_json, parse_json
+from botwire.wire import key_path, op_from_json, op_to_json, parse_json
 
 OPS: list[Op] = [
     Get("k", True),

@@ -90,8 +90,8 @@ def migrate(args: argparse.Namespace) -> int:
     """Create or upgrade a PostgreSQL database's schema (what ``serve`` also does on start)."""
     import psycopg
 
-    from botwire.stores._postgres_schema import SCHEMA_VERSION
-    from botwire.stores._postgres_schema import migrate as apply
+    from botwire.stores.postgres import SCHEMA_VERSION
+    from botwire.stores.postgres import migrate as apply
 
     settings = settings_from(args)
     if not settings.uses_postgres:

@@ -8,24 +8,27 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
 from botwire import InvalidRequest, UnsupportedMediaType
-from botwire._ops import Idempotency, Op
-from botwire._validate import (
+from botwire.ops import Append, Delete, Get, Idempotency, Incr, Op, Put, Touch
+from botwire.stores import Store
+from botwire.wire import (
     check_key,
     check_namespace,
     check_prefix,
     check_version,
+    parse_json,
     parse_uint,
 )
-from botwire._wire import parse_json
-from botwire.stores import Store
 
 from .auth import authorize
 
+_KEY_OPS = (Get, Put, Delete, Incr, Append, Touch)
 _PRINTABLE = re.compile(r"[\x20-\x7e]+")
 
 
@@ -34,9 +37,9 @@ def store_of(request: Request) -> Store:
     return store
 
 
-def namespace_for(request: Request, namespace: str, *, write: bool) -> str:
+async def namespace_for(request: Request, namespace: str, *, write: bool) -> str:
     check_namespace(namespace)
-    authorize(
+    await authorize(
         request.app.state.tokens, request.headers.get("authorization"), namespace, write=write
     )
     return namespace
@@ -52,9 +55,20 @@ async def body_json(request: Request) -> Any:
 
 async def read(request: Request, namespace: str, ops: list[Op]) -> list[Any]:
     store = store_of(request)
-    if store.local_io:
-        return store.batch(namespace, ops)  # SQLite: reads never wait on writers (WAL)
-    return await store.abatch(namespace, ops)
+    if not store.local_io:
+        return await store.abatch(namespace, ops)
+    if quick(ops):  # SQLite: a few key reads take microseconds and never wait on writers
+        return store.batch(namespace, ops)
+    results: list[Any] = await run_in_threadpool(store.batch, namespace, ops)  # off the loop
+    return results
+
+
+QUICK_OPS = 16
+
+
+def quick(ops: Sequence[Op]) -> bool:
+    """A batch cheap enough for the event loop: a few single-key ops (no scans or counts)."""
+    return len(ops) <= QUICK_OPS and all(type(op) in _KEY_OPS for op in ops)
 
 
 async def write(
@@ -80,9 +94,9 @@ async def write(
 # -- parameters, read by hand (documented in openapi.PARAMS) ---------------------------
 
 
-def namespace_of(request: Request, *, write: bool) -> str:
+async def namespace_of(request: Request, *, write: bool) -> str:
     """The path's namespace, checked, and the caller allowed to read (or ``write``) it."""
-    return namespace_for(request, request.path_params["namespace"], write=write)
+    return await namespace_for(request, request.path_params["namespace"], write=write)
 
 
 def key_of(request: Request) -> str:

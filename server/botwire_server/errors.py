@@ -105,7 +105,7 @@ def _allowed_methods(request: Request) -> list[str]:
 
 def openapi_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The ``responses=`` entries that document error answers in OpenAPI."""
-    from botwire._errors import ERRORS_BY_CODE
+    from botwire.wire import ERRORS_BY_CODE
 
     out: dict[int | str, dict[str, Any]] = {}
     for status in statuses:

@@ -17,7 +17,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from botwire import BotwireError, InvalidName, InvalidRequest, RequestTooLarge
-from botwire._validate import parse_uint
+from botwire.wire import parse_uint
 
 from .metrics import Metrics
 

@@ -1,6 +1,6 @@
 """JSON Schemas of request bodies and of the error body, for ``/docs`` and client generators.
 
-Bodies are parsed by ``botwire._wire`` (strictly, with the library's own checks),
+Bodies are parsed by ``botwire.wire`` (strictly, with the library's own checks),
 so the schemas here document them instead of driving the parsing.
 """
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from starlette.convertors import Convertor, register_url_convertor
 
-from botwire._validate import MAX_TTL
+from botwire.wire import MAX_TTL
 
 _NO_CONTROL = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
 # Keys are 1-512 bytes of UTF-8; a schema cannot count bytes, so it states 128

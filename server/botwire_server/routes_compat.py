@@ -21,8 +21,9 @@ from fastapi import Request
 from starlette.responses import Response
 
 from botwire import InvalidRequest, NotFound
-from botwire._codec import decode, encode
-from botwire._ops import Delete, Get, ListKeys, Put, Record
+from botwire.ops import Delete, Get, ListKeys, Put, Record
+from botwire.wire import decode_value as decode
+from botwire.wire import encode_value as encode
 
 from .deps import body_json, key_of, namespace_of, query_int, read, write
 from .errors import json_response, openapi_errors
@@ -48,7 +49,7 @@ def _text(record: Record) -> str:
     openapi_extra=spec("namespace", "key", body="CompatPutBody"),
 )
 async def put(request: Request) -> Response:
-    ns = namespace_of(request, write=True)
+    ns = await namespace_of(request, write=True)
     key = key_of(request)
     body = await body_json(request)
     if type(body) is not dict or type(body.get("value")) is not str:
@@ -67,7 +68,7 @@ async def put(request: Request) -> Response:
     openapi_extra=spec("namespace", "key"),
 )
 async def get(request: Request) -> Response:
-    ns = namespace_of(request, write=False)
+    ns = await namespace_of(request, write=False)
     key = key_of(request)
     (record,) = await read(request, ns, [Get(key)])
     if record is None:
@@ -90,7 +91,7 @@ async def get(request: Request) -> Response:
     openapi_extra=spec("namespace", "key"),
 )
 async def delete(request: Request) -> Response:
-    ns = namespace_of(request, write=True)
+    ns = await namespace_of(request, write=True)
     key = key_of(request)
     (deleted,) = await write(request, ns, [Delete(key)])
     if not deleted:
@@ -105,7 +106,7 @@ async def delete(request: Request) -> Response:
     openapi_extra=spec("namespace", "compat-limit"),
 )
 async def list_keys(request: Request) -> Response:
-    ns = namespace_of(request, write=False)
+    ns = await namespace_of(request, write=False)
     limit = query_int(request, "limit", 100, 1, 10_000)
     (keys,) = await read(request, ns, [ListKeys(limit=limit)])
     records = await read(request, ns, [Get(k) for k in keys]) if keys else []

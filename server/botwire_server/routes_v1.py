@@ -16,8 +16,9 @@ from fastapi import Request
 from starlette.responses import Response
 
 from botwire import InvalidRequest, NotFound
-from botwire._ops import Changes, Clear, Delete, Get, ListKeys, Stats, is_read_only
-from botwire._wire import (
+from botwire.ops import Changes, Clear, Delete, Get, ListKeys, Stats, is_read_only
+from botwire.stores import DAY, utc_day
+from botwire.wire import (
     changes_to_json,
     op_from_json,
     ops_from_json,
@@ -25,7 +26,6 @@ from botwire._wire import (
     record_to_json,
     result_to_json,
 )
-from botwire.stores._logic import DAY, utc_day
 
 from .deps import (
     body_json,
@@ -61,7 +61,7 @@ MAX_PAGE = 10_000
     openapi_extra=spec("namespace", "key", "if-none-match"),
 )
 async def get_item(request: Request) -> Response:
-    ns = namespace_of(request, write=False)
+    ns = await namespace_of(request, write=False)
     key = key_of(request)
     (record,) = await read(request, ns, [Get(key)])
     if record is None:
@@ -79,7 +79,7 @@ async def get_item(request: Request) -> Response:
     openapi_extra=spec("namespace", "key", "if-match", "if-none-match-write", body="PutBody"),
 )
 async def put_item(request: Request) -> Response:
-    ns = namespace_of(request, write=True)
+    ns = await namespace_of(request, write=True)
     key = key_of(request)
     body = await body_json(request)
     if type(body) is not dict or "value" not in body:
@@ -96,7 +96,7 @@ async def put_item(request: Request) -> Response:
     openapi_extra=spec("namespace", "key", "if-match"),
 )
 async def delete_item(request: Request) -> Response:
-    ns = namespace_of(request, write=True)
+    ns = await namespace_of(request, write=True)
     op = Delete(key_of(request), version_condition(request, write=False))
     (deleted,) = await write(request, ns, [op])
     return json_response({"deleted": deleted})
@@ -104,7 +104,7 @@ async def delete_item(request: Request) -> Response:
 
 async def _one_op(request: Request, name: str, idempotent: bool) -> Any:
     """Run the single op ``name`` on the path's key, its fields from the body."""
-    ns = namespace_of(request, write=True)
+    ns = await namespace_of(request, write=True)
     key = key_of(request)
     body = await body_json(request)
     if type(body) is not dict:
@@ -155,7 +155,7 @@ async def touch(request: Request) -> Response:
     openapi_extra=spec("namespace", "prefix", "after", "limit"),
 )
 async def list_keys(request: Request) -> Response:
-    ns = namespace_of(request, write=False)
+    ns = await namespace_of(request, write=False)
     limit = query_int(request, "limit", 1000, 1, MAX_PAGE)
     op = ListKeys(query_prefix(request), query_key(request, "after"), limit)
     (keys,) = await read(request, ns, [op])
@@ -169,7 +169,7 @@ async def list_keys(request: Request) -> Response:
     openapi_extra=spec("namespace", "prefix"),
 )
 async def clear(request: Request) -> Response:
-    ns = namespace_of(request, write=True)
+    ns = await namespace_of(request, write=True)
     (deleted,) = await write(request, ns, [Clear(query_prefix(request))])
     return json_response({"deleted": deleted})
 
@@ -183,7 +183,7 @@ async def clear(request: Request) -> Response:
 async def batch(request: Request) -> Response:
     ops = ops_from_json(await body_json(request))
     writes = not is_read_only(ops)
-    ns = namespace_for(request, request.path_params["namespace"], write=writes)
+    ns = await namespace_for(request, request.path_params["namespace"], write=writes)
     if writes:
         results = await write(request, ns, ops, request.headers.get("idempotency-key"))
     else:
@@ -200,7 +200,7 @@ async def batch(request: Request) -> Response:
     openapi_extra=spec("namespace"),
 )
 async def stats(request: Request) -> Response:
-    ns = namespace_of(request, write=False)
+    ns = await namespace_of(request, write=False)
     (found,) = await read(request, ns, [Stats()])
     limits = request.app.state.settings.limits
     now = store_of(request).clock()
@@ -221,7 +221,7 @@ async def stats(request: Request) -> Response:
     openapi_extra=spec("namespace", "since", "limit"),
 )
 async def changes(request: Request) -> Response:
-    ns = namespace_of(request, write=False)
+    ns = await namespace_of(request, write=False)
     since = query_int(request, "since", 0, 0, 2**63 - 1)
     limit = query_int(request, "limit", 1000, 1, MAX_PAGE)
     (page,) = await read(request, ns, [Changes(since, limit)])

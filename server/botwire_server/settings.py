@@ -18,7 +18,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def _default_db() -> str:
-    from botwire._registry import default_home
+    from botwire.stores import default_home
 
     return default_home() + "/server.db"  # beside the embedded default, never the same file
 

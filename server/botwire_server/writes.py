@@ -18,9 +18,11 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from botwire._ops import Idempotency, Op
+from botwire.ops import Idempotency, Op
 from botwire.stores import Store
-from botwire.stores.base import GroupItem
+from botwire.stores.base import GroupItem, batch_group
+
+from .deps import quick
 
 MAX_GROUP = 256
 
@@ -54,10 +56,10 @@ class WriteQueue:
         batches = [batch for batch, _ in group]
         try:
             answers = None
-            if len(batches) == 1:  # alone: on the loop, if no other writer holds the file
-                answers = self.store.batch_group(batches, wait=False)
+            if len(batches) == 1 and quick(batches[0][1]):  # alone and cheap: on the loop,
+                answers = batch_group(self.store, batches, wait=False)  # unless a writer waits
             if answers is None:
-                answers = await run_in_threadpool(self.store.batch_group, batches)
+                answers = await run_in_threadpool(batch_group, self.store, batches)
             assert answers is not None
         except BaseException as exc:  # the group's transaction failed (disk full, closed...)
             if len(group) > 1:

@@ -36,12 +36,13 @@ from ._errors import (
     WrongType,
 )
 from ._memory import AsyncMemory, Memory
-from ._ops import Item
 from ._session import AsyncSession, Session
+from .ops import NOT_PROVIDED, Item, NamespaceStats, NotProvided
 
 __version__ = "0.3.0.dev0"
 
 __all__ = [
+    "NOT_PROVIDED",
     "AnswerTooLarge",
     "AsyncMemory",
     "AsyncSession",
@@ -57,7 +58,9 @@ __all__ = [
     "InvalidURL",
     "Item",
     "Memory",
+    "NamespaceStats",
     "NotFound",
+    "NotProvided",
     "QuotaExceeded",
     "RequestTooLarge",
     "Session",

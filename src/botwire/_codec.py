@@ -51,7 +51,7 @@ def encode(value: Any) -> bytes:
 
 
 def encode_parsed(value: Any) -> bytes:
-    """Encode a value that :func:`botwire._wire.parse_json` produced: plain JSON already.
+    """Encode a value that :func:`botwire.wire.parse_json` produced: plain JSON already.
 
     Only orjson's own refusals remain possible (a lone surrogate in a string).
     """

@@ -10,23 +10,13 @@ from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import Any
 
 from . import _codec, _registry
-from ._errors import Conflict, NotFound, StoreClosed
-from ._ops import (
-    KEEP,
-    TTL,
-    Append,
-    Clear,
-    Count,
-    Delete,
-    Get,
-    Incr,
-    Item,
-    ListKeys,
-    Op,
-    Put,
-    Record,
-    Touch,
-    TTLOrKeep,
+from ._errors import (
+    BotwireError,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    StoreClosed,
+    ValueNotSerializable,
 )
 from ._validate import (
     check_count,
@@ -38,17 +28,39 @@ from ._validate import (
     check_ttl,
     check_version,
 )
+from .ops import (
+    KEEP,
+    NOT_PROVIDED,
+    TTL,
+    Append,
+    Changes,
+    Clear,
+    Count,
+    Delete,
+    Get,
+    Incr,
+    Item,
+    ListKeys,
+    NamespaceStats,
+    NotProvided,
+    Op,
+    Put,
+    Record,
+    Scan,
+    Stats,
+    Touch,
+    TTLArg,
+    TTLOrKeep,
+)
 from .stores.base import Store
 
+__all__ = ["NOT_PROVIDED", "MemoryCore", "NotProvided", "Plan"]
 
-class _NotProvided:
-    """The ``ttl`` default: "use ``default_ttl``", as opposed to ``None`` ("never expires")."""
-
-    def __repr__(self) -> str:
-        return "NOT_PROVIDED"
+_OP_TYPES = frozenset(
+    (Get, Put, Delete, Incr, Append, Touch, ListKeys, Scan, Count, Clear, Stats, Changes)
+)
 
 
-NOT_PROVIDED: Any = _NotProvided()
 UPDATE_ATTEMPTS = 100
 
 # A plan is a generator that yields op lists and receives their results: the one
@@ -212,7 +224,7 @@ class MemoryCore:
         *,
         into: str | None = None,
         default: Any = None,
-        ttl: Any = NOT_PROVIDED,
+        ttl: TTLArg = NOT_PROVIDED,
         save: str = "state",
         on_conflict: str = "raise",
     ) -> Callable[[Any], Any]:
@@ -242,9 +254,44 @@ class MemoryCore:
         )
 
     @staticmethod
-    def _clear_op() -> Clear:
-        return Clear()
+    def _clear_op(prefix: str = "") -> Clear:
+        return Clear(check_prefix(prefix))
 
     @staticmethod
-    def _count_op() -> Count:
-        return Count()
+    def _count_op(prefix: str = "") -> Count:
+        return Count(check_prefix(prefix))
+
+    @staticmethod
+    def _scan_op(prefix: str, limit: int | None) -> Scan:
+        return Scan(check_prefix(prefix), None, check_count(limit, "limit"))
+
+    @staticmethod
+    def _stats_op() -> Stats:
+        return Stats()
+
+    @staticmethod
+    def _checked(ops: Iterable[Op]) -> list[Op]:
+        """``ops`` if each is a valid operation (the checks the wire applies), else raise."""
+        from .wire import MAX_BATCH, op_from_json, op_to_json
+
+        checked = list(ops)
+        if len(checked) > MAX_BATCH:
+            raise InvalidRequest(f"a batch holds at most {MAX_BATCH} ops, not {len(checked)}")
+        for op in checked:
+            if type(op) not in _OP_TYPES:
+                raise InvalidRequest(f"{op!r} is not an operation of botwire.ops")
+            try:  # names, numbers, TTLs, values: exactly as for a request
+                op_from_json(op_to_json(op))
+            except BotwireError:
+                raise
+            except (ValueError, TypeError, AttributeError) as exc:  # bytes that are not JSON
+                raise ValueNotSerializable(f"{op!r:.80}: {exc}") from None
+        return checked
+
+    @classmethod
+    def _items(cls, found: list[tuple[str, Record]]) -> list[Item]:
+        return [item for key, record in found if (item := cls._item(key, record)) is not None]
+
+    @staticmethod
+    def _stats(found: NamespaceStats) -> NamespaceStats:
+        return found

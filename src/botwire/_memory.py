@@ -13,9 +13,9 @@ from typing import Any
 from . import _codec
 from ._core import NOT_PROVIDED, MemoryCore, Plan
 from ._errors import BotwireError, NotFound
-from ._ops import Get, Item, Op
 from ._session import AsyncSession, Session
 from ._validate import check_key
+from .ops import Get, Item, NamespaceStats, Op, TTLArg
 
 _PAGE = 1000
 
@@ -119,7 +119,7 @@ class Memory(MemoryCore):
     # -- writes ---------------------------------------------------------------------
 
     def set(
-        self, key: str, value: Any, *, ttl: Any = NOT_PROVIDED, if_version: int | None = None
+        self, key: str, value: Any, *, ttl: TTLArg = NOT_PROVIDED, if_version: int | None = None
     ) -> int:
         """Store ``value`` under ``key``; return its new version.
 
@@ -128,7 +128,7 @@ class Memory(MemoryCore):
         """
         return self._one(self._put_op(key, value, ttl, if_version))  # type: ignore[no-any-return]
 
-    def set_many(self, mapping: Mapping[str, Any], *, ttl: Any = NOT_PROVIDED) -> dict[str, int]:
+    def set_many(self, mapping: Mapping[str, Any], *, ttl: TTLArg = NOT_PROVIDED) -> dict[str, int]:
         """Store every pair atomically (all or none); return the new versions."""
         ops = self._set_many_ops(mapping, ttl)
         return self._versions(ops, self._store.batch(self._namespace, ops)) if ops else {}
@@ -142,7 +142,7 @@ class Memory(MemoryCore):
         ops = self._delete_many_ops(keys)
         return sum(self._store.batch(self._namespace, ops)) if ops else 0
 
-    def incr(self, key: str, by: int | float = 1, *, ttl: Any = NOT_PROVIDED) -> int | float:
+    def incr(self, key: str, by: int | float = 1, *, ttl: TTLArg = NOT_PROVIDED) -> int | float:
         """Add ``by`` atomically (a missing key starts at 0); return the new number.
 
         A live key keeps its expiry unless ``ttl`` is given; a new key gets
@@ -151,7 +151,7 @@ class Memory(MemoryCore):
         return self._one(self._incr_op(key, by, ttl))  # type: ignore[no-any-return]
 
     def append(
-        self, key: str, *items: Any, max_len: int | None = None, ttl: Any = NOT_PROVIDED
+        self, key: str, *items: Any, max_len: int | None = None, ttl: TTLArg = NOT_PROVIDED
     ) -> int:
         """Append ``items`` to the list at ``key`` atomically; return its new length.
 
@@ -160,7 +160,7 @@ class Memory(MemoryCore):
         return self._one(self._append_op(key, items, max_len, ttl))  # type: ignore[no-any-return]
 
     def update(
-        self, key: str, fn: Callable[[Any], Any], default: Any = None, *, ttl: Any = NOT_PROVIDED
+        self, key: str, fn: Callable[[Any], Any], default: Any = None, *, ttl: TTLArg = NOT_PROVIDED
     ) -> Any:
         """Set ``key`` to ``fn(current or default)`` without losing a concurrent write.
 
@@ -174,9 +174,36 @@ class Memory(MemoryCore):
         """Restart ``key``'s expiry at ``ttl`` seconds from now (``None``: never)."""
         return self._one(self._touch_op(key, ttl))  # type: ignore[no-any-return]
 
-    def clear(self) -> int:
-        """Remove every key of the namespace; return how many were live."""
-        return self._one(self._clear_op())  # type: ignore[no-any-return]
+    def clear(self, prefix: str = "") -> int:
+        """Remove every key of the namespace (that starts with ``prefix``); how many were live."""
+        return self._one(self._clear_op(prefix))  # type: ignore[no-any-return]
+
+    # -- the namespace and the op vocabulary ----------------------------------------
+
+    def scan(self, prefix: str = "", *, limit: int | None = None) -> list[Item]:
+        """The live items whose keys start with ``prefix``, sorted, in one round trip."""
+        return self._items(self._one(self._scan_op(prefix, limit)))
+
+    def count(self, prefix: str = "") -> int:
+        """How many live keys start with ``prefix``."""
+        return self._one(self._count_op(prefix))  # type: ignore[no-any-return]
+
+    def stats(self) -> NamespaceStats:
+        """Live keys, bytes stored (key + JSON value) and writes today of this namespace."""
+        return self._stats(self._one(self._stats_op()))
+
+    def batch(self, ops: Iterable[Op]) -> list[Any]:
+        """Apply the operations of :mod:`botwire.ops` atomically; one result per op.
+
+        All or nothing: if a ``Put``/``Delete`` version check fails, nothing is
+        applied and :class:`~botwire.Conflict` names every failing key. Ops are
+        checked as the server checks a request (``InvalidName``, ``InvalidRequest``)
+        before any I/O. Values travel as JSON bytes (``botwire.wire.encode_value``);
+        results are the store's own (``Record`` for a ``Get``...): see
+        :mod:`botwire.ops`.
+        """
+        checked = self._checked(ops)
+        return self._store.batch(self._namespace, checked) if checked else []
 
     # -- mapping protocol -----------------------------------------------------------
 
@@ -207,7 +234,7 @@ class Memory(MemoryCore):
         *,
         prefetch: str | None = None,
         keys: Iterable[str] | None = None,
-        ttl: Any = NOT_PROVIDED,
+        ttl: TTLArg = NOT_PROVIDED,
     ) -> Session:
         """A unit of work: ``with memory.session(prefetch="user-42:") as s: ...``.
 
@@ -294,13 +321,13 @@ class AsyncMemory(MemoryCore):
             after = page[-1]
 
     async def set(
-        self, key: str, value: Any, *, ttl: Any = NOT_PROVIDED, if_version: int | None = None
+        self, key: str, value: Any, *, ttl: TTLArg = NOT_PROVIDED, if_version: int | None = None
     ) -> int:
         """See :meth:`Memory.set`."""
         return await self._one(self._put_op(key, value, ttl, if_version))  # type: ignore[no-any-return]
 
     async def set_many(
-        self, mapping: Mapping[str, Any], *, ttl: Any = NOT_PROVIDED
+        self, mapping: Mapping[str, Any], *, ttl: TTLArg = NOT_PROVIDED
     ) -> dict[str, int]:
         """See :meth:`Memory.set_many`."""
         ops = self._set_many_ops(mapping, ttl)
@@ -315,18 +342,20 @@ class AsyncMemory(MemoryCore):
         ops = self._delete_many_ops(keys)
         return sum(await self._store.abatch(self._namespace, ops)) if ops else 0
 
-    async def incr(self, key: str, by: int | float = 1, *, ttl: Any = NOT_PROVIDED) -> int | float:
+    async def incr(
+        self, key: str, by: int | float = 1, *, ttl: TTLArg = NOT_PROVIDED
+    ) -> int | float:
         """See :meth:`Memory.incr`."""
         return await self._one(self._incr_op(key, by, ttl))  # type: ignore[no-any-return]
 
     async def append(
-        self, key: str, *items: Any, max_len: int | None = None, ttl: Any = NOT_PROVIDED
+        self, key: str, *items: Any, max_len: int | None = None, ttl: TTLArg = NOT_PROVIDED
     ) -> int:
         """See :meth:`Memory.append`."""
         return await self._one(self._append_op(key, items, max_len, ttl))  # type: ignore[no-any-return]
 
     async def update(
-        self, key: str, fn: Callable[[Any], Any], default: Any = None, *, ttl: Any = NOT_PROVIDED
+        self, key: str, fn: Callable[[Any], Any], default: Any = None, *, ttl: TTLArg = NOT_PROVIDED
     ) -> Any:
         """See :meth:`Memory.update`."""
         return await self._run(self._update_plan(key, fn, default, ttl))
@@ -335,9 +364,26 @@ class AsyncMemory(MemoryCore):
         """See :meth:`Memory.touch`."""
         return await self._one(self._touch_op(key, ttl))  # type: ignore[no-any-return]
 
-    async def clear(self) -> int:
+    async def clear(self, prefix: str = "") -> int:
         """See :meth:`Memory.clear`."""
-        return await self._one(self._clear_op())  # type: ignore[no-any-return]
+        return await self._one(self._clear_op(prefix))  # type: ignore[no-any-return]
+
+    async def scan(self, prefix: str = "", *, limit: int | None = None) -> list[Item]:
+        """See :meth:`Memory.scan`."""
+        return self._items(await self._one(self._scan_op(prefix, limit)))
+
+    async def count(self, prefix: str = "") -> int:
+        """See :meth:`Memory.count`."""
+        return await self._one(self._count_op(prefix))  # type: ignore[no-any-return]
+
+    async def stats(self) -> NamespaceStats:
+        """See :meth:`Memory.stats`."""
+        return self._stats(await self._one(self._stats_op()))
+
+    async def batch(self, ops: Iterable[Op]) -> list[Any]:
+        """See :meth:`Memory.batch`."""
+        checked = self._checked(ops)
+        return await self._store.abatch(self._namespace, checked) if checked else []
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self.iter_keys()
@@ -347,7 +393,7 @@ class AsyncMemory(MemoryCore):
         *,
         prefetch: str | None = None,
         keys: Iterable[str] | None = None,
-        ttl: Any = NOT_PROVIDED,
+        ttl: TTLArg = NOT_PROVIDED,
     ) -> AsyncSession:
         """See :meth:`Memory.session` (``async with``; a key must be loaded before it is read)."""
         return AsyncSession(self, prefetch, keys, ttl)

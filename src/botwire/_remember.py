@@ -21,8 +21,8 @@ import wrapt
 from . import _codec
 from ._core import NOT_PROVIDED
 from ._errors import Conflict, InvalidRequest
-from ._ops import Delete, Get, Op, Put
 from ._validate import check_key, check_ttl
+from .ops import Delete, Get, Op, Put, TTLArg
 
 if TYPE_CHECKING:
     from ._core import MemoryCore
@@ -287,7 +287,7 @@ def remember(
     *,
     into: str | None = None,
     default: Any = None,
-    ttl: Any = NOT_PROVIDED,
+    ttl: TTLArg = NOT_PROVIDED,
     save: str = "state",
     on_conflict: str = "raise",
 ) -> Callable[[Any], Any]:

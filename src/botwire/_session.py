@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 from . import _codec
 from ._core import NOT_PROVIDED
 from ._errors import InvalidRequest, NotFound
-from ._ops import TTL, Delete, Get, Op, Put, Record, Scan
 from ._validate import check_key, check_prefix, check_ttl
+from .ops import TTL, Delete, Get, Op, Put, Record, Scan, TTLArg
 
 if TYPE_CHECKING:
     from ._core import MemoryCore
@@ -122,7 +122,7 @@ class _SessionState:
     def __setitem__(self, key: str, value: Any) -> None:
         self.set(key, value)
 
-    def set(self, key: str, value: Any, *, ttl: Any = NOT_PROVIDED) -> None:
+    def set(self, key: str, value: Any, *, ttl: TTLArg = NOT_PROVIDED) -> None:
         """Set ``key`` in the session (checked now, written at commit)."""
         self._check_open()
         key = check_key(key)

@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from itertools import islice
 from typing import IO, Any
 
-from . import _codec
-from ._errors import BotwireError, InvalidRequest, NotFound
-from ._memory import Memory
-from ._ops import Get, Put
-from ._validate import check_key, check_namespace
+from . import BotwireError, InvalidRequest, Memory, NotFound
+from .ops import Get, Put
+from .wire import check_key, check_namespace, decode_value, encode_value
 
 IMPORT_BATCH = 500
 
@@ -104,7 +103,7 @@ def _memory(args: argparse.Namespace, namespace: str | None = None) -> Memory:
 
 
 def _print_json(value: Any) -> None:
-    print(_codec.encode(value).decode())
+    print(encode_value(value).decode())
 
 
 def _get(args: argparse.Namespace) -> int:
@@ -118,7 +117,7 @@ def _set(args: argparse.Namespace) -> int:
         value = args.value
     else:
         try:
-            value = _codec.decode(args.value)
+            value = decode_value(args.value)
         except ValueError:
             raise InvalidRequest(f"VALUE is not JSON: {args.value[:60]!r} (use --string)") from None
     with _memory(args) as mem:
@@ -163,16 +162,16 @@ def _open(path: str, mode: str) -> AbstractContextManager[IO[str]]:
 def _export_lines(mem: Memory) -> Iterator[str]:
     keys = mem.iter_keys(page_size=IMPORT_BATCH)
     while page := list(islice(keys, IMPORT_BATCH)):
-        records = mem.store.batch(mem.namespace, [Get(key) for key in page])
+        records = mem.batch([Get(key) for key in page])
         for key, record in zip(page, records, strict=True):
             if record is not None:  # it may have expired since it was listed
                 line = {
                     "namespace": mem.namespace,
                     "key": key,
-                    "value": _codec.decode(record.data),
+                    "value": decode_value(record.data),
                     "expires_at": record.expires_at,
                 }
-                yield _codec.encode(line).decode() + "\n"
+                yield encode_value(line).decode() + "\n"
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -181,7 +180,7 @@ def _import(args: argparse.Namespace) -> int:
     written = skipped = 0
     for namespace, rows in batches.items():
         with _memory(args, namespace) as mem:
-            now = mem.store.clock()
+            now = time.time()
             ops = []
             for key, data, expires_at in rows:
                 if expires_at is not None and expires_at <= now:
@@ -189,7 +188,7 @@ def _import(args: argparse.Namespace) -> int:
                     continue
                 ops.append(Put(key, data, None if expires_at is None else expires_at - now))
             for i in range(0, len(ops), IMPORT_BATCH):
-                mem.store.batch(namespace, ops[i : i + IMPORT_BATCH])
+                mem.batch(ops[i : i + IMPORT_BATCH])
             written += len(ops)
     print(f"imported {written} keys, skipped {skipped} expired", file=sys.stderr)
     return 0
@@ -204,14 +203,14 @@ def _parse_import(
         if not line.strip():
             continue
         try:
-            record = _codec.decode(line)
+            record = decode_value(line)
             if not isinstance(record, dict) or not {"key", "value"} <= record.keys():
                 raise InvalidRequest('each line must be an object with "key" and "value"')
             namespace = check_namespace(override or record.get("namespace"))
             expires_at = record.get("expires_at")
             if expires_at is not None and type(expires_at) not in (int, float):
                 raise InvalidRequest('"expires_at" must be a Unix time or null')
-            row = (check_key(record["key"]), _codec.encode(record["value"]), expires_at)
+            row = (check_key(record["key"]), encode_value(record["value"]), expires_at)
         except (BotwireError, ValueError) as exc:
             raise InvalidRequest(f"line {number}: {exc}; nothing was imported") from None
         batches.setdefault(namespace, []).append(row)

@@ -32,7 +32,7 @@ import diskcache
 import pytest
 
 from botwire import Conflict, Item, Memory, StaleReadWarning, Unavailable, _registry
-from botwire._ops import Op, Record
+from botwire.ops import Op, Record
 from botwire.stores import cached
 from botwire.stores.cached import CachedStore, Entry, _clear_mark, _name
 from botwire.stores.http import HttpStore

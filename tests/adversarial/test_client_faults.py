@@ -40,7 +40,7 @@ from botwire import (
     Unavailable,
     WriteLimitExceeded,
 )
-from botwire._ops import Get, Record
+from botwire.ops import Get, Record
 from botwire.stores import _deadline
 from botwire.stores.http import DEFAULT_BREAKER, HttpStore
 

@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from starlette.types import Message
 
-from botwire._wire import key_path, op_from_json, result_from_json
+from botwire.wire import key_path, op_from_json, result_from_json
 from botwire_server import Settings, create_app
 
 from ..postgres import fresh_schema_url

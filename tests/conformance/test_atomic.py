@@ -8,7 +8,7 @@ import pytest
 
 from botwire import Conflict, Memory, ValueNotSerializable, WrongType
 from botwire._codec import encode
-from botwire._ops import Delete, Get, Incr, Put
+from botwire.ops import Delete, Get, Incr, Put
 from botwire.stores import Store
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from botwire import Memory
-from botwire._ops import Change, ChangePage, Changes
+from botwire.ops import Change, ChangePage, Changes
 from botwire.stores import Store
 
 from ..conftest import FakeClock

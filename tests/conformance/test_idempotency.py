@@ -8,7 +8,7 @@ import pytest
 
 from botwire import Conflict, IdempotencyKeyReused, Memory
 from botwire._codec import encode
-from botwire._ops import Get, Idempotency, Incr, Put, Stats
+from botwire.ops import Get, Idempotency, Incr, Put, Stats
 from botwire.stores import Store
 from botwire.stores.base import Limits
 

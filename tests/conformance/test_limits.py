@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from botwire import Memory, QuotaExceeded, ValueTooLarge, WriteLimitExceeded
-from botwire._ops import NamespaceStats, Stats
+from botwire.ops import NamespaceStats, Stats
 from botwire.stores import Store
 from botwire.stores.base import Limits
 

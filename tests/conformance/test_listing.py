@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from botwire import Memory
-from botwire._ops import Get, ListKeys, Scan
+from botwire.ops import Get, ListKeys, Scan
 
 from ..conftest import FakeClock
 
@@ -80,7 +80,7 @@ def test_scan_skips_expired_items(mem: Memory, clock: FakeClock) -> None:
 
 
 def test_scan_in_a_write_batch_sees_the_batch_and_replays(mem: Memory) -> None:
-    from botwire._ops import Idempotency, Put
+    from botwire.ops import Idempotency, Put
 
     ops = [Put("w:1", b"1"), Scan("w:"), Put("w:2", b"2"), Scan("w:")]
     once = mem.store.batch(mem.namespace, ops, idempotency=Idempotency("scan-1", "f"))

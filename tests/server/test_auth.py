@@ -171,3 +171,23 @@ def test_token_cli_round_trip(tmp_path: Path) -> None:
         else Path(db).read_bytes()
     )
     assert token_secret.encode() not in raw  # only the hash is stored
+
+
+def test_a_revocation_reaches_other_workers_within_the_token_cache_time(
+    token_client: tuple[TestClient, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tokens are cached per worker for TOKEN_CACHE_SECONDS: no lookup per request, and a
+    revocation made elsewhere (another worker, replica or the CLI) holds after that."""
+    from botwire_server import auth
+
+    client, made = token_client
+    now = [1000.0]
+    monkeypatch.setattr(auth.time, "monotonic", lambda: now[0])
+    assert client.get("/v1/ns/team-a/keys/k", headers=bearer(made["a"])).status_code == 404
+    tokens: Tokens = client.app.state.tokens  # type: ignore[attr-defined]
+    elsewhere = Tokens(tokens.store)  # another worker's view of the same database
+    assert elsewhere.revoke(made["a"].split("_")[1])
+    now[0] += auth.TOKEN_CACHE_SECONDS - 1
+    assert client.get("/v1/ns/team-a/keys/k", headers=bearer(made["a"])).status_code == 404
+    now[0] += 1
+    assert client.get("/v1/ns/team-a/keys/k", headers=bearer(made["a"])).status_code == 401

@@ -29,7 +29,7 @@ def test_put_get_delete_one_item(client: TestClient) -> None:
 
 @pytest.mark.parametrize("key", ["a/b/c", "spaces and ünïcode", "..", "q?x", "100%", "#frag"])
 def test_keys_travel_percent_encoded(client: TestClient, key: str) -> None:
-    from botwire._wire import key_path
+    from botwire.wire import key_path
 
     path = f"{NS}/keys/{key_path(key)}"
     assert client.put(path, json={"value": key}).status_code == 200

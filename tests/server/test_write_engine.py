@@ -17,7 +17,7 @@ import pytest
 
 from botwire import Memory, StoreError
 from botwire._codec import encode
-from botwire._ops import Idempotency, Incr, Put, Scan
+from botwire.ops import Idempotency, Incr, Put, Scan
 from botwire.stores import _logic
 from botwire.stores.base import Limits
 from botwire.stores.sqlite import SqliteStore
@@ -69,8 +69,9 @@ def test_a_keyed_write_is_one_transaction_with_its_record(tmp_path: Path) -> Non
 
 
 def test_replay_records_keep_no_reads_and_stay_within_the_quota(tmp_path: Path) -> None:
-    """A keyed batch of one put and 100 scans keeps a few hundred bytes, and a namespace's
-    records never outgrow its quota (the oldest go first); item bytes are not changed."""
+    """A keyed batch whose 100 scans brought 1.5 MB keeps only its writes' results (a few
+    hundred bytes; a repeat runs the reads again), and a namespace's records never outgrow
+    its quota (the oldest go first); item bytes are not changed."""
     path = tmp_path / "q.db"
     store = SqliteStore(path, limits=Limits(max_bytes=20_000, max_answer_bytes=10_000_000))
     mem = Memory("ns", url=store)
@@ -133,3 +134,32 @@ def test_sigkill_mid_keyed_writes_never_wedges_a_retry(
         assert mine == list(range(1, len(mine) + 1))  # each acknowledged incr counted once
         final = httpx.get(f"{server.url}/v1/ns/ns{ns}/keys/counter").json()["value"]
         assert final == len(mine)
+
+
+@pytest.mark.slow
+def test_a_heavy_read_never_holds_a_light_one(live_server: Callable[..., LiveServer]) -> None:
+    """A batch of 1,000 counts over 30,000 keys runs off the event loop: a GET of another
+    namespace sent while it runs is answered before it (one worker)."""
+    server = live_server(workers=1, writes_per_day=0, max_bytes=0)
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        for start in range(0, 30_000, 1000):
+            ops = [{"op": "put", "key": f"k{i:05}", "value": i} for i in range(start, start + 1000)]
+            assert http.post("/v1/ns/big/batch", json={"ops": ops}).status_code == 200
+        assert http.put("/v1/ns/small/keys/k", json={"value": 1}).status_code == 200
+    finished: dict[str, float] = {}
+
+    def heavy() -> None:
+        with httpx.Client(base_url=server.url, timeout=120) as http:
+            ops = [{"op": "count", "prefix": "k"}] * 1000
+            answer = http.post("/v1/ns/big/batch", json={"ops": ops})
+            assert answer.status_code == 200 and answer.json()["results"][0] == 30_000
+        finished["heavy"] = time.monotonic()
+
+    thread = threading.Thread(target=heavy)
+    thread.start()
+    time.sleep(0.3)  # the heavy batch is on the server by now
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        assert http.get("/v1/ns/small/keys/k").status_code == 200
+    finished["light"] = time.monotonic()
+    thread.join(timeout=120)
+    assert finished["light"] < finished["heavy"], finished

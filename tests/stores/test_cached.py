@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from botwire import Conflict, Memory, _registry
-from botwire._ops import Record, Stats
+from botwire.ops import Record, Stats
 from botwire.stores.base import Limits
 from botwire.stores.cached import CachedStore, Entry, newer
 from botwire.stores.http import HttpStore

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from botwire import DiskFull, Memory, StoreClosed, StoreError, Unavailable
-from botwire._ops import Get
+from botwire.ops import Get
 from botwire.stores.sqlite import SCHEMA_VERSION, SqliteStore
 
 
@@ -177,7 +177,7 @@ def test_writes_reclaim_expired_rows_without_a_manual_sweep(tmp_path: Path) -> N
 
 def test_writer_lock_lets_a_server_write_without_waiting(tmp_path: Path) -> None:
     from botwire._codec import encode
-    from botwire._ops import Put
+    from botwire.ops import Put
 
     holder = SqliteStore(tmp_path / "w.db", writer_lock=True)
     other = SqliteStore(tmp_path / "w.db", writer_lock=True)

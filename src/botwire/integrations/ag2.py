@@ -32,8 +32,8 @@ try:
 except ImportError as exc:  # pragma: no cover - the hint is the point
     raise ImportError("botwire's AG2 adapter needs: pip install 'botwire[ag2]'") from exc
 
-from .._memory import AsyncMemory
-from .._ops import Clear, Count, Delete, Get, ListKeys
+from .. import AsyncMemory
+from ..ops import Clear, Count, Delete, Get, ListKeys
 
 
 def normalize(path: str) -> str:
@@ -58,7 +58,7 @@ class BotwireKnowledgeStore:
         self.memory = AsyncMemory(namespace, url=url)
 
     async def _batch(self, ops: list[Any]) -> list[Any]:
-        return await self.memory.store.abatch(self.memory.namespace, ops)
+        return await self.memory.batch(ops)
 
     async def read(self, path: str) -> str | None:
         value = await self.memory.get(normalize(path))

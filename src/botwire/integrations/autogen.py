@@ -37,8 +37,8 @@ try:
 except ImportError as exc:  # pragma: no cover - the hint is the point
     raise ImportError("botwire's AutoGen adapter needs: pip install 'botwire[autogen]'") from exc
 
-from .._memory import AsyncMemory
-from .._memory import Memory as BotwireStoreMemory
+from .. import AsyncMemory
+from .. import Memory as BotwireStoreMemory
 
 T = TypeVar("T")
 

@@ -36,9 +36,7 @@ try:
 except ImportError as exc:  # pragma: no cover - the hint is the point
     raise ImportError("botwire's CrewAI adapter needs: pip install 'botwire[crewai]'") from exc
 
-from .. import _codec
-from .._memory import Memory
-from .._ops import Scan
+from .. import Memory
 
 SPEC = "botwire"
 
@@ -52,8 +50,7 @@ class BotwireStorageBackend:
     # -- reading and writing records ------------------------------------------------------
 
     def _records(self) -> list[MemoryRecord]:
-        (items,) = self.memory.store.batch(self.memory.namespace, [Scan("rec:")])
-        return [MemoryRecord.model_validate(_codec.decode(record.data)) for _, record in items]
+        return [MemoryRecord.model_validate(item.value) for item in self.memory.scan("rec:")]
 
     def _in_scope(self, scope_prefix: str | None) -> list[MemoryRecord]:
         records = self._records()

@@ -40,9 +40,8 @@ try:
 except ImportError as exc:  # pragma: no cover - the hint is the point
     raise ImportError("botwire's Haystack adapter needs: pip install 'botwire[haystack]'") from exc
 
-from .._core import NOT_PROVIDED
-from .._memory import Memory
-from .._ops import Clear
+from .. import Memory
+from ..ops import NOT_PROVIDED
 
 
 def _memory(namespace: str, url: str | None) -> Memory:
@@ -140,7 +139,7 @@ class BotwireChatMessageStore:
         self.memory.delete(self._key(chat_history_id))
 
     def delete_all_messages(self) -> None:
-        self.memory.store.batch(self.memory.namespace, [Clear("chat:")])
+        self.memory.clear("chat:")
 
 
 def _message_id(record: dict[str, Any]) -> Any:

@@ -36,10 +36,9 @@ except ImportError as exc:  # pragma: no cover - the hint is the point
         "botwire's LangChain adapter needs: pip install 'botwire[langchain]'"
     ) from exc
 
-from .. import _codec
-from .._core import NOT_PROVIDED
-from .._errors import ValueNotSerializable
-from .._memory import AsyncMemory, Memory
+from .. import AsyncMemory, Memory, ValueNotSerializable
+from ..ops import NOT_PROVIDED, TTLArg
+from ..wire import encode_value
 
 log = logging.getLogger("botwire")
 
@@ -67,7 +66,7 @@ class BotwireChatMessageHistory(BaseChatMessageHistory):
         self.key = f"history:{session_id}"
         self.memory, self._async = _open(memory, namespace, url)
         self.max_messages = max_messages
-        self._ttl: Any = NOT_PROVIDED if ttl is None else ttl
+        self._ttl: TTLArg = NOT_PROVIDED if ttl is None else ttl
 
     @property
     def messages(self) -> list[BaseMessage]:  # type: ignore[override]
@@ -105,7 +104,7 @@ class BotwireStore(BaseStore[str, Any]):
         ttl: float | None = None,
     ) -> None:
         self.memory, self._async = _open(memory, namespace, url)
-        self._ttl: Any = NOT_PROVIDED if ttl is None else ttl
+        self._ttl: TTLArg = NOT_PROVIDED if ttl is None else ttl
 
     def mget(self, keys: Sequence[str]) -> list[Any | None]:
         found = self.memory.get_many(keys)
@@ -149,7 +148,7 @@ class BotwireLLMCache(BaseCache):
         ttl: float | None = None,
     ) -> None:
         self.memory, self._async = _open(memory, namespace, url)
-        self._ttl: Any = NOT_PROVIDED if ttl is None else ttl
+        self._ttl: TTLArg = NOT_PROVIDED if ttl is None else ttl
 
     @staticmethod
     def _key(prompt: str, llm_string: str) -> str:
@@ -166,7 +165,7 @@ class BotwireLLMCache(BaseCache):
     def _stored(return_val: RETURN_VAL_TYPE) -> list[dict[str, Any]] | None:
         stored = [_dump(g) for g in return_val]
         try:
-            _codec.encode(stored)
+            encode_value(stored)
         except ValueNotSerializable as exc:
             log.warning("botwire LLM cache: not caching a generation (%s)", exc)
             return None

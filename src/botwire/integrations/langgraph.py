@@ -53,10 +53,10 @@ except ImportError as exc:  # pragma: no cover - the hint is the point
         "botwire's LangGraph adapter needs: pip install 'botwire[langgraph]'"
     ) from exc
 
-from .. import _codec
-from .._memory import Memory
-from .._ops import Clear, Delete, Get, ListKeys, Put, Record, Scan
-from .._ops import Op as BotwireOp
+from .. import AsyncMemory, Memory
+from ..ops import Clear, Delete, Get, ListKeys, Put, Record, Scan
+from ..ops import Op as BotwireOp
+from ..wire import decode_value, encode_value
 
 SEP, KEY = "/", "#"
 
@@ -91,7 +91,7 @@ def _item(cls: type[Any], namespace: tuple[str, ...], key: str, record: Record) 
     return cls(
         namespace=namespace,
         key=key,
-        value=_codec.decode(record.data),
+        value=decode_value(record.data),
         created_at=_time(record.created_at),
         updated_at=_time(record.updated_at),
     )
@@ -115,6 +115,7 @@ class BotwireStore(BaseStore):
         ttl: TTLConfig | None = None,
     ) -> None:
         self.memory = _open(memory, namespace, url)
+        self._async = AsyncMemory(self.memory.namespace, url=self.memory.store)
         self.ttl_config = ttl
 
     # -- the primitive ----------------------------------------------------------------
@@ -122,19 +123,19 @@ class BotwireStore(BaseStore):
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         plan = _Plan(list(ops))
         first = plan.first()
-        results = self.memory.store.batch(self.memory.namespace, first) if first else []
+        results = self.memory.batch(first) if first else []
         refresh = plan.refreshes(results)
         if refresh:
-            self.memory.store.batch(self.memory.namespace, refresh)
+            self.memory.batch(refresh)
         return plan.answers(results)
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         plan = _Plan(list(ops))
         first = plan.first()
-        results = await self.memory.store.abatch(self.memory.namespace, first) if first else []
+        results = await self._async.batch(first) if first else []
         refresh = plan.refreshes(results)
         if refresh:
-            await self.memory.store.abatch(self.memory.namespace, refresh)
+            await self._async.batch(refresh)
         return plan.answers(results)
 
 
@@ -156,7 +157,7 @@ class _Plan:
                 if op.value is None:
                     self.sent.append(Delete(key))
                 else:
-                    self.sent.append(Put(key, _codec.encode(dict(op.value)), self._ttl(op.ttl)))
+                    self.sent.append(Put(key, encode_value(dict(op.value)), self._ttl(op.ttl)))
             elif isinstance(op, SearchOp):
                 _check_filter(op.filter or {})
                 self.sent.append(Scan(prefix_of(op.namespace_prefix)))
@@ -285,6 +286,7 @@ class BotwireCache(BaseCache[Any]):
     ) -> None:
         super().__init__(serde=serde)
         self.memory = _open(memory, namespace, url)
+        self._async = AsyncMemory(self.memory.namespace, url=self.memory.store)
 
     def _gets(self, keys: Sequence[FullKey]) -> list[BotwireOp]:
         return [Get(key_of(ns, key)) for ns, key in keys]
@@ -293,7 +295,7 @@ class BotwireCache(BaseCache[Any]):
         out: dict[FullKey, Any] = {}
         for (ns, key), record in zip(keys, records, strict=True):
             if record is not None:
-                stored = _codec.decode(record.data)
+                stored = decode_value(record.data)
                 data = base64.b64decode(stored["data"])
                 out[(tuple(ns), key)] = self.serde.loads_typed((stored["type"], data))
         return out
@@ -303,7 +305,7 @@ class BotwireCache(BaseCache[Any]):
         for (ns, key), (value, ttl) in pairs.items():
             kind, data = self.serde.dumps_typed(value)
             stored = {"type": kind, "data": base64.b64encode(data).decode()}
-            ops.append(Put(key_of(ns, key), _codec.encode(stored), None if ttl is None else ttl))
+            ops.append(Put(key_of(ns, key), encode_value(stored), None if ttl is None else ttl))
         return ops
 
     @staticmethod
@@ -313,10 +315,10 @@ class BotwireCache(BaseCache[Any]):
         return [Clear(prefix_of(ns) + KEY) for ns in namespaces]
 
     def _run(self, ops: list[BotwireOp]) -> list[Any]:
-        return self.memory.store.batch(self.memory.namespace, ops) if ops else []
+        return self.memory.batch(ops)
 
     async def _arun(self, ops: list[BotwireOp]) -> list[Any]:
-        return await self.memory.store.abatch(self.memory.namespace, ops) if ops else []
+        return await self._async.batch(ops)
 
     def get(self, keys: Sequence[FullKey]) -> dict[FullKey, Any]:
         return self._values(keys, self._run(self._gets(keys)))

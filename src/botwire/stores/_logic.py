@@ -19,13 +19,15 @@ from .._errors import (
     WriteLimitExceeded,
     WrongType,
 )
-from .._ops import (
+from ..ops import (
     READ_OPS,
     TTL,
     WRITE_OPS,
+    Change,
     ChangePage,
     Delete,
     Get,
+    NamespaceStats,
     Op,
     Put,
     Record,
@@ -33,9 +35,10 @@ from .._ops import (
     TTLOrKeep,
     _Keep,
 )
-from .base import Limits
+from .base import DAY, Limits, utc_day
 
-DAY = 86400.0
+__all__ = ["DAY", "utc_day"]  # (re-exported for the stores; defined with Limits)
+
 IDEMPOTENCY_TTL = DAY  # how long a finished request's answer is kept for replays
 TOMBSTONE_TTL = 7 * DAY  # how long the change feed remembers a deletion
 
@@ -130,10 +133,6 @@ def check_value_size(limits: Limits | None, key: str, data: bytes) -> None:
         )
 
 
-def utc_day(now: float) -> int:
-    return int(now // DAY)
-
-
 def writes_in(ops: Sequence[Op], results: Sequence[Any]) -> int:
     """How many writes a batch made: touches count only when the key existed."""
     return sum(
@@ -222,15 +221,66 @@ def is_read(op: Op) -> bool:
     return type(op) is Get or type(op) in READ_OPS
 
 
-def replay_record(ops: Sequence[Op], results: Sequence[Any]) -> bytes:
-    """What a repeat of this batch needs: the writes' results only (small JSON scalars).
+MAX_FULL_RECORD = 1_048_576  # a replay record keeps its reads' answers up to this size
 
-    Reads are not kept: a replay runs them again, in its own transaction, so a
-    record is a few bytes per op however much a batch read (and it is charged to
-    the namespace's storage like an item).
+
+def replay_record(ops: Sequence[Op], results: Sequence[Any]) -> bytes:
+    """What a repeat of this batch answers: its first answer, exactly, where it is small.
+
+    A batch whose reads brought more than ``MAX_FULL_RECORD`` bytes keeps only
+    its writes' results (small JSON scalars); a repeat runs those reads again.
+    Either way the record is charged to its namespace (see :func:`replay_cap`).
     """
+    full = encode_results(results)
+    if len(full) <= MAX_FULL_RECORD:
+        return b"F" + full
     kept = [None if is_read(op) else result for op, result in zip(ops, results, strict=True)]
-    return _codec.encode(kept)
+    return b"W" + _codec.encode(kept)
+
+
+def replayed(ops: Sequence[Op], record: bytes) -> tuple[list[Any], list[int]]:
+    """A recorded answer, and the positions of the reads a repeat must run again."""
+    if record[:1] == b"F":
+        return decode_results(record[1:]), []
+    results: list[Any] = _codec.decode(record[1:])
+    return results, [i for i, op in enumerate(ops) if is_read(op)]
+
+
+def encode_results(results: Sequence[Any]) -> bytes:
+    """Results of a batch as JSON, so a repeated request can get the very same answer."""
+    out: list[Any] = []
+    for result in results:
+        if isinstance(result, Record):
+            out.append({"record": [result.data.decode(), *result[1:]]})
+        elif isinstance(result, NamespaceStats):
+            out.append({"stats": list(result)})
+        elif isinstance(result, ChangePage):
+            out.append({"changes": [[list(c) for c in result.changes], result.next, result.reset]})
+        elif isinstance(result, list) and result and isinstance(result[0], tuple):  # a Scan
+            out.append({"scan": [[key, r.data.decode(), *r[1:]] for key, r in result]})
+        else:
+            out.append(result)
+    return _codec.encode(out)
+
+
+def decode_results(data: bytes) -> list[Any]:
+    results: list[Any] = []
+    for result in _codec.decode(data):
+        if isinstance(result, dict) and "record" in result:
+            first, *rest = result["record"]
+            results.append(Record(first.encode(), *rest))
+        elif isinstance(result, dict) and "stats" in result:
+            results.append(NamespaceStats(*result["stats"]))
+        elif isinstance(result, dict) and "changes" in result:
+            changes, next_, reset = result["changes"]
+            results.append(ChangePage([Change(*c) for c in changes], next_, reset))
+        elif isinstance(result, dict) and "scan" in result:
+            results.append(
+                [(key, Record(data.encode(), *rest)) for key, data, *rest in result["scan"]]
+            )
+        else:
+            results.append(result)
+    return results
 
 
 DEFAULT_REPLAY_CAP = 16_777_216  # replay bytes per namespace where no quota is set
@@ -250,9 +300,3 @@ def replay_cap(limits: Limits | None) -> int:
 def check_replay(idem_fingerprint: str, found_fingerprint: str, key: str) -> None:
     if found_fingerprint != idem_fingerprint:
         raise IdempotencyKeyReused(f"idempotency key {key!r} was used for another request")
-
-
-def replayed_writes(record: bytes) -> list[Any]:
-    """The writes' results of a recorded batch (``None`` where a read is to run again)."""
-    results: list[Any] = _codec.decode(record)
-    return results

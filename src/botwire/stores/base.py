@@ -6,10 +6,10 @@ import enum
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from .._errors import BotwireError
-from .._ops import Get, Idempotency, Op, Record
+from ..ops import Get, Idempotency, Op, Record
 
 
 class _Unchanged(enum.Enum):
@@ -18,6 +18,14 @@ class _Unchanged(enum.Enum):
 
 UNCHANGED = _Unchanged.UNCHANGED
 """What :meth:`Store.revalidate` returns when the key still has the version asked about."""
+
+
+DAY = 86400.0  # write limits count per UTC day
+
+
+def utc_day(now: float) -> int:
+    """The UTC day number of Unix time ``now`` (a write limit's window)."""
+    return int(now // DAY)
 
 
 GroupItem = tuple[str, Sequence[Op], Idempotency | None]
@@ -43,7 +51,7 @@ class Store(ABC):
     """Base of every backend.
 
     Subclasses implement :meth:`batch`; everything else in botwire (``Memory``,
-    sessions, the server, the CLI) builds operations from :mod:`botwire._ops`
+    sessions, the server, the CLI) builds operations from :mod:`botwire.ops`
     and calls it. A store only adds its own :meth:`abatch` where it has real
     async I/O; the default runs :meth:`batch` in a worker thread.
 
@@ -80,40 +88,6 @@ class Store(ABC):
 
         return await asyncio.to_thread(self.batch, namespace, ops, idempotency=idempotency)
 
-    def revalidate(self, namespace: str, key: str, version: int) -> Record | _Unchanged | None:
-        """``key``'s record, or :data:`UNCHANGED` if its live version is still ``version``.
-
-        A read cache calls it on an entry past its ``max_stale``; a remote store
-        answers without sending the value again. By default: a plain ``Get``.
-        """
-        record: Record | None = self.batch(namespace, (Get(key),))[0]
-        return UNCHANGED if record is not None and record.version == version else record
-
-    async def arevalidate(
-        self, namespace: str, key: str, version: int
-    ) -> Record | _Unchanged | None:
-        """Async :meth:`revalidate`."""
-        record: Record | None = (await self.abatch(namespace, (Get(key),)))[0]
-        return UNCHANGED if record is not None and record.version == version else record
-
-    def batch_group(
-        self, group: Sequence[GroupItem], *, wait: bool = True
-    ) -> list[list[Any] | BotwireError] | None:
-        """Apply several ``(namespace, ops, idempotency)`` batches, each atomic on its own.
-
-        Each answer is that batch's results or the error that refused it. A store
-        with real transactions commits the group at once (one fsync for all); the
-        default applies them one after another. ``wait=False`` may return ``None``
-        where the store would have to wait for another writer.
-        """
-        answers: list[list[Any] | BotwireError] = []
-        for namespace, ops, idempotency in group:
-            try:
-                answers.append(self.batch(namespace, ops, idempotency=idempotency))
-            except BotwireError as exc:
-                answers.append(exc)
-        return answers
-
     def sweep(self, limit: int = 1000) -> int:
         """Delete up to ``limit`` expired items now; return how many went."""
         return 0
@@ -124,3 +98,68 @@ class Store(ABC):
     async def aclose(self) -> None:
         """:meth:`close` from async code (closes async connections too, where there are)."""
         self.close()
+
+
+# -- optional capabilities: a store has them or not; the server and the cache check ------
+
+
+@runtime_checkable
+class Revalidating(Protocol):
+    """A store that can answer "is ``key`` still at ``version``?" without sending the value.
+
+    The HTTP store does (``If-None-Match``, 304); a read cache asks it when an
+    entry is past ``max_stale``. Other stores are asked with a plain ``Get``.
+    """
+
+    def revalidate(self, namespace: str, key: str, version: int) -> Record | _Unchanged | None:
+        """``key``'s record, or :data:`UNCHANGED` if its live version is still ``version``."""
+
+    async def arevalidate(
+        self, namespace: str, key: str, version: int
+    ) -> Record | _Unchanged | None:
+        """Async :meth:`revalidate`."""
+
+
+@runtime_checkable
+class GroupCommit(Protocol):
+    """A store that commits several batches in one transaction, each atomic on its own."""
+
+    def batch_group(
+        self, group: Sequence[GroupItem], *, wait: bool = True
+    ) -> list[list[Any] | BotwireError] | None:
+        """One answer per ``(namespace, ops, idempotency)``: its results, or the error that
+        refused it alone. One commit for all. ``wait=False``: ``None`` at once where
+        the store would wait for another writer."""
+
+
+def revalidate(store: Store, namespace: str, key: str, version: int) -> Record | _Unchanged | None:
+    """Ask ``store`` whether ``key`` is still at ``version``: cheaply where it can."""
+    if isinstance(store, Revalidating):
+        return store.revalidate(namespace, key, version)
+    record: Record | None = store.batch(namespace, (Get(key),))[0]
+    return UNCHANGED if record is not None and record.version == version else record
+
+
+async def arevalidate(
+    store: Store, namespace: str, key: str, version: int
+) -> Record | _Unchanged | None:
+    """Async :func:`revalidate`."""
+    if isinstance(store, Revalidating):
+        return await store.arevalidate(namespace, key, version)
+    record: Record | None = (await store.abatch(namespace, (Get(key),)))[0]
+    return UNCHANGED if record is not None and record.version == version else record
+
+
+def batch_group(
+    store: Store, group: Sequence[GroupItem], *, wait: bool = True
+) -> list[list[Any] | BotwireError] | None:
+    """Apply ``group`` through ``store``'s group commit, or batch by batch where it has none."""
+    if isinstance(store, GroupCommit):
+        return store.batch_group(group, wait=wait)
+    answers: list[list[Any] | BotwireError] = []
+    for namespace, ops, idempotency in group:
+        try:
+            answers.append(store.batch(namespace, ops, idempotency=idempotency))
+        except BotwireError as exc:
+            answers.append(exc)
+    return answers

@@ -51,7 +51,7 @@ from typing import Any, NamedTuple
 import diskcache
 
 from .._errors import BotwireError, Conflict, StaleReadWarning, StoreError, Unavailable
-from .._ops import (
+from ..ops import (
     Append,
     Clear,
     Delete,
@@ -65,8 +65,8 @@ from .._ops import (
     Touch,
     is_read_only,
 )
-from .._wire import MAX_BATCH
-from .base import UNCHANGED, Store
+from ..wire import MAX_BATCH
+from .base import UNCHANGED, Store, arevalidate, revalidate
 
 log = logging.getLogger("botwire")
 
@@ -275,7 +275,7 @@ class CachedStore(Store):
             try:
                 if stale is not None:
                     key, version = stale
-                    answer = self.origin.revalidate(namespace, key, version.version)
+                    answer = revalidate(self.origin, namespace, key, version.version)
                     return [self._revalidated(namespace, key, version, answer, asked)]
                 records = self.origin.batch(namespace, _unfresh(gets))
             except Unavailable as exc:
@@ -306,7 +306,7 @@ class CachedStore(Store):
             try:
                 if stale is not None:
                     key, version = stale
-                    answer = await self.origin.arevalidate(namespace, key, version.version)
+                    answer = await arevalidate(self.origin, namespace, key, version.version)
                     return [self._revalidated(namespace, key, version, answer, asked)]
                 records = await self.origin.abatch(namespace, _unfresh(gets))
             except Unavailable as exc:

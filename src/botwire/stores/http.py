@@ -48,8 +48,8 @@ from .._errors import (
     Unavailable,
     error_for_code,
 )
-from .._ops import Get, Idempotency, Op, Record, is_read_only
-from .._wire import key_path, op_to_json, record_from_json, result_from_json
+from ..ops import Get, Idempotency, Op, Record, is_read_only
+from ..wire import key_path, op_to_json, record_from_json, result_from_json
 from ._deadline import bounded, deadline
 from ._per_loop import PerLoop
 from .base import UNCHANGED, Store, _Unchanged
@@ -203,11 +203,18 @@ class HttpStore(Store):
         response: httpx.Response | None,
         failure: Exception,
         deadline: float,
+        said: list[Exception],
     ) -> float:
-        """How long to wait before the next attempt; raises once the budget is spent."""
+        """How long to wait before the next attempt; raises once the budget is spent.
+
+        The error raised is the server's last answer (a 429 says why) unless no
+        attempt got one: a last attempt cut short by the deadline says less.
+        """
+        if response is not None:
+            said[:] = [failure]
         pause = backoff(attempt, response)
         if attempt + 1 >= attempts or time.monotonic() + pause > deadline:
-            error = _final(failure, self._where())
+            error = _final(said[0] if said else failure, self._where())
             if type(error) is Unavailable and self.breaker > 0:
                 with self._down_lock:
                     self._down_until = time.monotonic() + self.breaker
@@ -231,6 +238,7 @@ class HttpStore(Store):
     ) -> httpx.Response:
         """The server's answer to one request, retried as the module docstring says."""
         end, attempts = self._budget()
+        said: list[Exception] = []  # the server's last error answer in this call
         for attempt in range(attempts):
             response = None
             try:
@@ -244,7 +252,7 @@ class HttpStore(Store):
                 if response.status_code not in RETRY_STATUSES:
                     return self._answered(response)
                 failure = error_from(response)
-            time.sleep(self._pause(attempt, attempts, response, failure, end))
+            time.sleep(self._pause(attempt, attempts, response, failure, end, said))
         raise Unavailable(f"{self._where()}: too many retries")
 
     async def _asend(
@@ -253,6 +261,7 @@ class HttpStore(Store):
         """Async :meth:`_send`."""
         client = await self._async_client()
         end, attempts = self._budget()
+        said: list[Exception] = []  # the server's last error answer in this call
         for attempt in range(attempts):
             response = None
             try:
@@ -266,7 +275,7 @@ class HttpStore(Store):
                 if response.status_code not in RETRY_STATUSES:
                     return self._answered(response)
                 failure = error_from(response)
-            await asyncio.sleep(self._pause(attempt, attempts, response, failure, end))
+            await asyncio.sleep(self._pause(attempt, attempts, response, failure, end, said))
         raise Unavailable(f"{self._where()}: too many retries")
 
     def batch(

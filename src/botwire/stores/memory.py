@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import StoreClosed
-from .._ops import (
+from ..ops import (
     Append,
     Change,
     ChangePage,
@@ -172,11 +172,10 @@ class MemoryStore(Store):
         if record is None or record[2] <= now - _logic.IDEMPOTENCY_TTL:
             return None
         _logic.check_replay(idem.fingerprint, record[0], idem.key)
-        results = _logic.replayed_writes(record[1])
+        results, reads = _logic.replayed(ops, record[1])
         budget = _logic.AnswerBudget(self.limits)
-        for i, op in enumerate(ops):
-            if _logic.is_read(op):
-                results[i] = budget.take(self._apply(space, op, now))
+        for i in reads:
+            results[i] = budget.take(self._apply(space, ops[i], now))
         return results
 
     # -- rows ------------------------------------------------------------------------

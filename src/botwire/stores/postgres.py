@@ -43,7 +43,7 @@ from .._errors import (
     StoreError,
     Unavailable,
 )
-from .._ops import (
+from ..ops import (
     Append,
     Change,
     ChangePage,
@@ -66,7 +66,7 @@ from .._ops import (
 )
 from . import _logic
 from ._per_loop import PerLoop
-from ._postgres_schema import migrate
+from ._postgres_schema import SCHEMA_VERSION, migrate
 from .base import Limits, Store
 
 # A plan yields (sql, params) and receives the rows (or the row count) back.
@@ -299,11 +299,10 @@ class PostgresStore(Store):
             )
             if rows:  # a repeat: the writes' answers as recorded, the reads run again
                 _logic.check_replay(idem.fingerprint, rows[0][0], idem.key)
-                replay = _logic.replayed_writes(bytes(rows[0][1]))
+                replay, reads = _logic.replayed(ops, bytes(rows[0][1]))
                 budget = _logic.AnswerBudget(self.limits)
-                for i, op in enumerate(ops):
-                    if _logic.is_read(op):
-                        replay[i] = budget.take((yield from self._apply(ns, op, now, budget)))
+                for i in reads:
+                    replay[i] = budget.take((yield from self._apply(ns, ops[i], now, budget)))
                 return replay
         guarded = [o.key for o in ops if isinstance(o, (Put, Delete)) and o.if_version is not None]
         if guarded:
@@ -540,6 +539,8 @@ class PostgresStore(Store):
         self._run(prune, retry_lost=True, read_only=False)
         return removed
 
+
+__all__ = ["SCHEMA_VERSION", "PostgresStore", "migrate"]
 
 _SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 

@@ -41,7 +41,7 @@ from .._errors import (
     StoreError,
     Unavailable,
 )
-from .._ops import (
+from ..ops import (
     Append,
     Change,
     ChangePage,
@@ -391,10 +391,9 @@ class SqliteStore(Store):
             ).fetchone()
             if row is not None:
                 _logic.check_replay(idem.fingerprint, row[0], idem.key)
-                results = _logic.replayed_writes(row[1])
-                for i, op in enumerate(ops):
-                    if _logic.is_read(op):
-                        results[i] = budget.take(self._apply(conn, ns, op, now, budget))
+                results, reads = _logic.replayed(ops, row[1])
+                for i in reads:
+                    results[i] = budget.take(self._apply(conn, ns, ops[i], now, budget))
                 return results
         _logic.check_conflicts(ops, lambda key: self._live_version(conn, ns, key, now))
         limits = self.limits

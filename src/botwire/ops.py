@@ -46,6 +46,23 @@ class _Keep(enum.Enum):
 KEEP = _Keep.KEEP
 """TTL marker: keep the key's current expiry (new keys get none)."""
 
+
+class NotProvided(enum.Enum):
+    """The type of :data:`NOT_PROVIDED`."""
+
+    NOT_PROVIDED = "NOT_PROVIDED"
+
+    def __repr__(self) -> str:
+        return "NOT_PROVIDED"
+
+
+NOT_PROVIDED = NotProvided.NOT_PROVIDED
+"""The ``ttl`` default of ``Memory`` methods: "use ``default_ttl``", where ``None`` means
+"never expires"."""
+
+TTLArg = float | None | NotProvided
+"""A ``ttl`` argument: seconds, ``None`` (never expires) or :data:`NOT_PROVIDED`."""
+
 TTL = float | None
 TTLOrKeep = float | None | _Keep
 

@@ -1,9 +1,14 @@
-"""The JSON form of operations and results, shared by the server and the HTTP client.
+"""The JSON form of operations and results: botwire's HTTP API, shared by the server and client.
 
 One op is an object with an ``"op"`` name and the op's fields; a value travels as
 plain JSON (``"value"``), never as a string of JSON. Parsing checks everything
 the ``Memory`` shells check (names, TTLs, versions, values), so the server
 refuses exactly what the library refuses, with the same error classes.
+
+This module is public and stable: with :mod:`botwire.ops` it is what the
+server speaks. It also names the checks a server applies to request parameters
+(``check_key``, ``parse_uint``...), the value codec (``encode_value``,
+``decode_value``: strict JSON, exact or refused) and the error classes by code.
 """
 
 from __future__ import annotations
@@ -13,8 +18,22 @@ import re
 from typing import Any
 
 from . import _codec
-from ._errors import InvalidRequest
-from ._ops import (
+from ._codec import decode as decode_value
+from ._codec import encode as encode_value
+from ._errors import ERRORS_BY_CODE, InvalidRequest
+from ._validate import (
+    MAX_TTL,
+    check_count,
+    check_cursor,
+    check_key,
+    check_namespace,
+    check_number,
+    check_prefix,
+    check_ttl,
+    check_version,
+    parse_uint,
+)
+from .ops import (
     KEEP,
     Append,
     Change,
@@ -34,15 +53,30 @@ from ._ops import (
     Stats,
     Touch,
 )
-from ._validate import (
-    check_count,
-    check_cursor,
-    check_key,
-    check_number,
-    check_prefix,
-    check_ttl,
-    check_version,
-)
+
+__all__ = [
+    "ERRORS_BY_CODE",
+    "MAX_BATCH",
+    "MAX_TTL",
+    "changes_to_json",
+    "check_key",
+    "check_namespace",
+    "check_prefix",
+    "check_version",
+    "decode_value",
+    "encode_value",
+    "key_path",
+    "op_from_json",
+    "op_to_json",
+    "ops_from_json",
+    "parse_json",
+    "parse_uint",
+    "put_from_json",
+    "record_from_json",
+    "record_to_json",
+    "result_from_json",
+    "result_to_json",
+]
 
 MAX_BATCH = 1000  # ops in one batch request
 # orjson turns an integer past 64 bits into a float; 2**63 has 19 digits.
