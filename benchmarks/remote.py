@@ -17,6 +17,12 @@ round). The servers run as one uvicorn worker each on a fresh SQLite file
 
 Goals: cached get p50 under 30 us and at least 3x faster than a Redis GET;
 uncached get within 1.2x of the bare httpx GET.
+
+Then writes under concurrency, the path users run: ``--processes`` client
+processes each calling ``Memory.set`` (cached, as by default: each set is one
+keyed batch with its write-through get) for ``--seconds`` against botwire with
+2 workers, beside the same processes calling redis-py ``SET``: sets/s summed,
+p50/p99 per call.
 """
 
 from __future__ import annotations
@@ -122,10 +128,50 @@ def redis_cases(keys: int) -> dict[str, Op]:
     }
 
 
+def _set_for(target: str, n: int, seconds: float, cache_dir: str) -> list[float]:
+    """One client process: ``set`` calls for ``seconds`` (50,000 at most); their latencies."""
+    import os
+
+    os.environ["BOTWIRE_CACHE_DIR"] = cache_dir
+    if target == "redis":
+        import redis
+
+        r = redis.Redis(host="127.0.0.1", port=6379)
+        call: Op = lambda i: r.set(f"botwire-bench:p{n}:k{i % 100}", orjson.dumps(value(i)))  # noqa: E731
+    else:
+        mem = Memory(f"bench-{n}", url=target)
+        call = lambda i: mem.set(f"k{i % 100}", value(i))  # noqa: E731
+    samples: list[float] = []
+    end = time.monotonic() + seconds
+    for i in range(50_000):
+        if time.monotonic() > end:
+            break
+        start = time.perf_counter()
+        call(i)
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def concurrent_sets(
+    target: str, processes: int, seconds: float, cache_dir: str
+) -> tuple[float, ...]:
+    """(sets/s, p50 ms, p99 ms) of ``processes`` processes calling set at once."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        runs = pool.starmap(_set_for, [(target, n, seconds, cache_dir) for n in range(processes)])
+    samples = sorted(x for run in runs for x in run)
+    total = sum(len(run) for run in runs)
+    p50, p99 = samples[len(samples) // 2], samples[len(samples) * 99 // 100]
+    return total / seconds, p50 * 1000, p99 * 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--keys", type=int, default=1000, help="keys filled, and calls timed")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--processes", type=int, default=4, help="concurrent client processes")
+    parser.add_argument("--seconds", type=float, default=5.0, help="of concurrent sets")
     args = parser.parse_args()
 
     results: dict[str, list[tuple[float, float]]] = {}
@@ -162,6 +208,21 @@ def main() -> None:
         print(
             f"| {name} | {p50:.1f} | {p99:.1f} | {p50 / redis_get:.2f}x | {p50 / httpx_get:.2f}x |"
         )
+    with tempfile.TemporaryDirectory(prefix="botwire-remote-bench-") as tmp:
+        port = free_port()
+        two_workers = systems(port, Path(tmp) / "botwire.db", 2)[0]
+        with running(two_workers, Path(tmp) / "botwire.db", port) as url:
+            concurrent = {
+                "botwire Memory.set (2 workers)": concurrent_sets(
+                    url, args.processes, args.seconds, str(Path(tmp) / "cache")
+                ),
+                "redis-py SET": concurrent_sets("redis", args.processes, args.seconds, tmp),
+            }
+    print(f"\n{args.processes} client processes at once, {args.seconds:.0f} s each\n")
+    print("| call | sets/s | p50 ms | p99 ms |")
+    print("|---|---|---|---|")
+    for name, (rate, p50, p99) in concurrent.items():
+        print(f"| {name} | {rate:,.0f} | {p50:.2f} | {p99:.2f} |")
     cached = med["botwire get, cached (hit)"][0]
     uncached = med["botwire get, uncached"][0]
     print(

@@ -9,9 +9,13 @@ file, is filled with 1,000 keys of ~1 KB, then measured:
 * throughput under load: wrk (Debian's ``wrk``) with ``--connections`` connections
   for ``--seconds`` each on GET and PUT; every PUT writes a different body.
 
-Peers: ``peers/minimal_app.py`` (FastAPI + sqlite3 with the same pragmas: the
-practical limit) and ``peers/reference_app.py`` (a replica of the reference
-BotWire endpoints). botwire runs with its limits off (``--writes-per-day 0
+Rows: botwire's keyless ``PUT``, and **the client's own write path** as
+``HttpStore`` sends it for ``Memory.set`` (``POST .../batch`` with the put, a
+write-through ``get`` of the key and a fresh ``Idempotency-Key``); peers:
+``peers/minimal_app.py`` (FastAPI + sqlite3 with the same pragmas),
+``peers/reference_app.py`` (a replica of the reference BotWire endpoints) and
+``peers/bare_app.py`` (a bare ASGI app answering a fixed body: the HTTP
+stack's own limit). botwire runs with its limits off (``--writes-per-day 0
 --max-bytes 0``) and ``synchronous=full``, like the peers. wrk shares the two
 cores with the servers: its figures are fair only as ratios within one run.
 
@@ -52,8 +56,10 @@ class System:
     command: list[str]
     get_path: str  # with {i}
     put_path: str
-    put_body: str  # with {n}, a Lua/printf format producing JSON
+    put_body: str  # every %d becomes the request's number n (Lua and Python alike)
     replicas: list[list[str]] | None = None  # more processes (their own ports) beside command
+    put_method: str = "PUT"
+    keyed: bool = False  # each write carries a fresh Idempotency-Key, as the client sends
 
 
 def botwire_command(port: int, db: str, workers: int) -> list[str]:
@@ -106,6 +112,14 @@ def postgres_systems(url: str, ports: list[int], workers: int) -> list[System]:
     ]
 
 
+BOTWIRE_BODY = '{"value": {"n": %d, "text": "' + TEXT + '"}}'
+CLIENT_BODY = (
+    '{"ops": [{"op": "put", "key": "c%d", "value": {"n": %d, "text": "'
+    + TEXT
+    + '"}}, {"op": "get", "key": "c%d"}]}'
+)
+
+
 def systems(port: int, db: Path, workers: int) -> list[System]:
     uvicorn = [
         sys.executable,
@@ -124,7 +138,23 @@ def systems(port: int, db: Path, workers: int) -> list[System]:
             botwire_command(port, str(db), workers),
             "/v1/ns/bench/keys/k{i}",
             "/v1/ns/bench/keys/k{i}",
-            '{"value": {"n": %d, "text": "' + TEXT + '"}}',
+            BOTWIRE_BODY,
+        ),
+        System(
+            "botwire, client write path",
+            botwire_command(port, str(db), workers),
+            "/v1/ns/bench/keys/k{i}",
+            "/v1/ns/bench/batch",
+            CLIENT_BODY,
+            put_method="POST",
+            keyed=True,
+        ),
+        System(
+            "bare ASGI app (the stack's limit)",
+            [*uvicorn, "benchmarks.peers.bare_app:app"],
+            "/k{i}",
+            "/k{i}",
+            '{"n": %d}',
         ),
         System(
             "minimal FastAPI + sqlite3",
@@ -194,19 +224,30 @@ def running_all(system: System, db: Path, ports: list[int]) -> Iterator[list[str
 
 def fill_and_time(url: str, system: System, keys: int = 1000) -> tuple[float, float, float, float]:
     """Fill ``keys`` keys, then p50/p99 (ms) of sequential GETs and PUTs on one connection."""
+    import uuid
+
     headers = {"content-type": "application/json"}
+    fill = System(system.name, system.command, system.get_path, system.get_path, BOTWIRE_BODY)
+    filler = system if system.put_method == "PUT" else fill  # the keys GETs read
     with httpx.Client(base_url=url, timeout=30) as http:
         for i in range(keys):
-            r = http.put(system.put_path.format(i=i), content=system.put_body % i, headers=headers)
-            r.raise_for_status()
+            body = filler.put_body.replace("%d", str(i))
+            http.put(filler.put_path.format(i=i), content=body, headers=headers).raise_for_status()
         gets, puts = [], []
         for n in range(keys):
             start = time.perf_counter()
             http.get(system.get_path.format(i=n % keys)).raise_for_status()
             gets.append(time.perf_counter() - start)
-            body = system.put_body % (keys + n)
+            body = system.put_body.replace("%d", str(keys + n))
+            if system.keyed:
+                headers["idempotency-key"] = uuid.uuid4().hex
             start = time.perf_counter()
-            http.put(system.put_path.format(i=n % keys), content=body, headers=headers)
+            http.request(
+                system.put_method,
+                system.put_path.format(i=n % keys),
+                content=body,
+                headers=headers,
+            ).raise_for_status()
             puts.append(time.perf_counter() - start)
     return _pct(gets, 50), _pct(gets, 99), _pct(puts, 50), _pct(puts, 99)
 
@@ -222,7 +263,11 @@ def wrk(
     """(requests/s, p99 ms, non-2xx answers) from wrk."""
     path = (system.get_path if method == "GET" else system.put_path).replace("{i}", "%d")
     body = system.put_body.replace('"', '\\"')
+    key = '["Idempotency-Key"] = id .. "-" .. n, ' if system.keyed else ""
     script = (
+        "local threads = 0\n"
+        "function setup(thread) threads = threads + 1; thread:set('id', threads) end\n"
+        "id = 0\n"
         "local n = 0\n"
         "request = function()\n"
         "  n = n + 1\n"
@@ -230,8 +275,9 @@ def wrk(
         + (
             '  return wrk.format("GET", path)\n'
             if method == "GET"
-            else f'  return wrk.format("PUT", path, {{["Content-Type"] = "application/json"}}, '
-            f'string.format("{body}", n))\n'
+            else f'  local body = string.gsub("{body}", "%%d", tostring(id * 1000000000 + n))\n'
+            f'  return wrk.format("{system.put_method}", path, '
+            f'{{["Content-Type"] = "application/json", {key}}}, body)\n'
         )
         + "end\n"
     )
@@ -303,6 +349,8 @@ def main() -> None:
         for name, runs in rows.items()
     }
     minimal, reference = med["minimal FastAPI + sqlite3"], med["reference BotWire replica"]
+    bare, keyless = med["bare ASGI app (the stack's limit)"], med["botwire"]
+    client = med["botwire, client write path"]
     print(
         f"{args.workers} workers, {args.connections} connections, {args.seconds} s per wrk run, "
         f"~1 KB values, SQLite synchronous=FULL, median of {args.rounds} round(s)\n"
@@ -320,6 +368,16 @@ def main() -> None:
             f"{m[7] / minimal[7]:.2f}x | {m[4] / reference[4]:.2f}x | "
             f"{m[7] / reference[7]:.2f}x | {int(m[6] + m[9])} |"
         )
+    ratios = [
+        ("client write path / keyless PUT", client[7] / keyless[7], ">= 0.9", 0.9),
+        ("client write path / reference PUT", client[7] / reference[7], ">= 3", 3.0),
+        ("botwire GET / bare ASGI GET", keyless[4] / bare[4], ">= 0.5", 0.5),
+    ]
+    print()
+    for label, ratio, goal, floor in ratios:
+        print(f"goal: {label} {ratio:.2f}x ({goal}: {'met' if ratio >= floor else 'MISSED'})")
+    p99 = client[8]
+    print(f"goal: client write path p99 {p99:.1f} ms (< 20 ms: {'met' if p99 < 20 else 'MISSED'})")
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ def test_server_benchmark_runs() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "| botwire |" in result.stdout and "| reference BotWire replica |" in result.stdout
+    assert "| botwire, client write path |" in result.stdout and "goal: client" in result.stdout
 
 
 def _redis_up() -> bool:
@@ -69,10 +70,22 @@ def _redis_up() -> bool:
 @pytest.mark.skipif(not _redis_up(), reason="needs Redis on 127.0.0.1:6379 (the peer)")
 def test_remote_benchmark_runs() -> None:
     result = subprocess.run(
-        [sys.executable, str(BENCH / "remote.py"), "--keys", "60", "--rounds", "1"],
+        [
+            sys.executable,
+            str(BENCH / "remote.py"),
+            "--keys",
+            "60",
+            "--rounds",
+            "1",
+            "--processes",
+            "2",
+            "--seconds",
+            "1",
+        ],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert "| botwire get, cached (hit) |" in result.stdout and "| redis-py GET |" in result.stdout
+    assert "| botwire Memory.set (2 workers) |" in result.stdout
