@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from botwire.stores import Store
+from botwire.stores.base import Sweeping
 from botwire.stores.sqlite import SqliteStore
 
 from . import errors, openapi, routes_compat, routes_v1, routing
@@ -126,6 +127,8 @@ def open_stores(settings: Settings) -> tuple[Store, Store]:
 
 
 async def _sweep_forever(store: Store, interval: float) -> None:
+    if not isinstance(store, Sweeping):  # nothing to reclaim
+        return
     while True:
         await asyncio.sleep(interval)
         try:

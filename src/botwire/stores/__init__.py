@@ -14,9 +14,19 @@ memory    in-process, for tests and examples
 user data directory).
 """
 
-from .base import DAY, GroupItem, Limits, Store, utc_day
+from .base import DAY, GroupCommit, GroupItem, Limits, Revalidating, Store, Sweeping, utc_day
 
-__all__ = ["DAY", "GroupItem", "Limits", "Store", "default_home", "utc_day"]
+__all__ = [
+    "DAY",
+    "GroupCommit",
+    "GroupItem",
+    "Limits",
+    "Revalidating",
+    "Store",
+    "Sweeping",
+    "default_home",
+    "utc_day",
+]
 
 
 def default_home(home: str | None = None) -> str:

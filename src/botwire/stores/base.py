@@ -55,6 +55,11 @@ class Store(ABC):
     and calls it. A store only adds its own :meth:`abatch` where it has real
     async I/O; the default runs :meth:`batch` in a worker thread.
 
+    The boundary is :meth:`batch`, :meth:`abatch` and :meth:`close`
+    (:meth:`aclose`); ``clock`` and ``local_io`` describe the store. What only
+    some stores can do are separate protocols that the server and the read
+    cache check for: :class:`Sweeping`, :class:`GroupCommit`, :class:`Revalidating`.
+
     Promises every store keeps (checked by ``tests/conformance``):
 
     * the operations of one call are applied all or nothing, and no other
@@ -88,10 +93,6 @@ class Store(ABC):
 
         return await asyncio.to_thread(self.batch, namespace, ops, idempotency=idempotency)
 
-    def sweep(self, limit: int = 1000) -> int:
-        """Delete up to ``limit`` expired items now; return how many went."""
-        return 0
-
     def close(self) -> None:  # noqa: B027 - most stores hold nothing to release
         """Release connections and files; later calls raise ``StoreClosed``."""
 
@@ -118,6 +119,18 @@ class Revalidating(Protocol):
         self, namespace: str, key: str, version: int
     ) -> Record | _Unchanged | None:
         """Async :meth:`revalidate`."""
+
+
+@runtime_checkable
+class Sweeping(Protocol):
+    """A store that keeps expired items until swept (the server runs ``sweep`` regularly).
+
+    Expired items are invisible at once on every store; a sweep reclaims their
+    space, and forgets old tombstones and idempotency records.
+    """
+
+    def sweep(self, limit: int = 1000) -> int:
+        """Delete up to ``limit`` expired items now; return how many went."""
 
 
 @runtime_checkable

@@ -66,7 +66,7 @@ from ..ops import (
     is_read_only,
 )
 from ..wire import MAX_BATCH
-from .base import UNCHANGED, Store, arevalidate, revalidate
+from .base import UNCHANGED, Store, Sweeping, arevalidate, revalidate
 
 log = logging.getLogger("botwire")
 
@@ -250,7 +250,7 @@ class CachedStore(Store):
         self.origin.clock = value
 
     def sweep(self, limit: int = 1000) -> int:
-        return self.origin.sweep(limit)
+        return self.origin.sweep(limit) if isinstance(self.origin, Sweeping) else 0
 
     def close(self) -> None:
         self.origin.close()
