@@ -45,8 +45,6 @@ from .._errors import (
 )
 from ..ops import (
     Append,
-    Change,
-    ChangePage,
     Changes,
     Clear,
     Count,
@@ -58,13 +56,12 @@ from ..ops import (
     NamespaceStats,
     Op,
     Put,
-    Record,
     Scan,
     Stats,
     Touch,
     is_read_only,
 )
-from . import _logic
+from . import _logic, _sql
 from ._per_loop import PerLoop
 from ._postgres_schema import SCHEMA_VERSION, migrate
 from .base import Limits, Store
@@ -73,7 +70,6 @@ from .base import Limits, Store
 Plan = Generator[tuple[str, Sequence[Any]], Any, Any]
 
 _LIVE = "(expires_at IS NULL OR expires_at > %s)"
-_RECORD = "value, version, created_at, updated_at, expires_at"
 _LOCK_NAMESPACE = (
     "INSERT INTO botwire_ns_stats (ns) VALUES (%s) ON CONFLICT (ns) "
     "DO UPDATE SET ns = excluded.ns RETURNING bytes, day, writes"
@@ -170,11 +166,11 @@ class PostgresStore(Store):
             try:
                 with self._pool.connection(timeout=self.timeout) as conn:
                     if single:
-                        return _drive(conn, make_plan())
+                        return _sql.drive(conn, make_plan())
                     with conn.transaction():
                         if read_only:
                             conn.execute(_SNAPSHOT)
-                        return _drive(conn, make_plan())
+                        return _sql.drive(conn, make_plan())
             except BotwireError:
                 raise
             except Exception as exc:
@@ -352,12 +348,12 @@ class PostgresStore(Store):
 
     def _get(self, ns: str, op: Get, now: float) -> Plan:
         rows = yield (
-            f"SELECT {_RECORD} FROM botwire_items WHERE ns = %s AND key = %s",
+            f"SELECT {_sql.RECORD} FROM botwire_items WHERE ns = %s AND key = %s",
             (ns, op.key),
         )
         if not rows or (rows[0][4] is not None and rows[0][4] <= now):
             return None
-        record = _record(rows[0])
+        record = _sql.record(rows[0])
         if op.refresh:  # sliding expiry: restart the clock from the key's own TTL
             refreshed = yield (
                 "UPDATE botwire_items SET expires_at = %s + ttl "
@@ -408,39 +404,22 @@ class PostgresStore(Store):
         )
         return count > 0
 
+    # The key-range ops and the change feed are written once, for both SQL stores (_sql).
+
     def _list(self, ns: str, op: ListKeys, now: float) -> Plan:
-        where, args = _range(ns, op.prefix, op.after, now)
-        rows = yield (f"SELECT key FROM botwire_items WHERE {where} ORDER BY key{_limit(op)}", args)
-        return [row[0] for row in rows]
+        return (yield from _sql.list_keys(_sql.POSTGRES, ns, op, now))
 
     def _scan(
         self, ns: str, op: Scan, now: float, budget: _logic.AnswerBudget | None = None
     ) -> Plan:
-        where, args = _range(ns, op.prefix, op.after, now)
-        page = f"SELECT key, {_RECORD} FROM botwire_items WHERE {where} ORDER BY key{_limit(op)}"
-        if budget is None or not budget.limit:
-            rows = yield (page, args)
-        else:  # rows up to the first past the budget: no more leaves the database
-            size = "octet_length(key) + octet_length(value)"
-            rows = yield (
-                f"SELECT key, {_RECORD} FROM (SELECT key, {_RECORD}, sum({size}) OVER "
-                f"(ORDER BY key ROWS UNBOUNDED PRECEDING) AS run FROM botwire_items "
-                f"WHERE {where} ORDER BY key{_limit(op)}) AS page "
-                f"WHERE run - ({size}) <= %s ORDER BY key",
-                [*args, max(budget.left, 0)],
-            )
-        return [(row[0], _record(row[1:])) for row in rows]  # the caller counts them
+        budget = budget or _logic.AnswerBudget(None)
+        return (yield from _sql.scan(_sql.POSTGRES, ns, op, now, budget))
 
     def _count(self, ns: str, op: Count | Clear, now: float) -> Plan:
-        where, args = _range(ns, op.prefix, None, now)
-        rows = yield (f"SELECT count(*) FROM botwire_items WHERE {where}", args)
-        return int(rows[0][0])
+        return (yield from _sql.count(_sql.POSTGRES, ns, op, now))
 
     def _clear(self, ns: str, op: Clear, now: float) -> Plan:
-        live = yield from self._count(ns, op, now)
-        where, args = _range(ns, op.prefix, None, None)  # expired rows go too: dead weight
-        yield (f"DELETE FROM botwire_items WHERE {where}", args)
-        return live
+        return (yield from _sql.clear(_sql.POSTGRES, ns, op, now))
 
     def _stats(self, ns: str, op: Stats, now: float) -> Plan:
         keys = yield from self._count(ns, Count(), now)
@@ -451,15 +430,7 @@ class PostgresStore(Store):
         return NamespaceStats(keys, int(size), int(writes) if day == _logic.utc_day(now) else 0)
 
     def _changes(self, ns: str, op: Changes, now: float) -> Plan:
-        rows = yield (
-            "SELECT key, version, false FROM botwire_items WHERE ns = %s AND version > %s "
-            "UNION ALL SELECT key, version, true FROM botwire_tombstones "
-            "WHERE ns = %s AND version > %s ORDER BY 2 LIMIT %s",
-            (ns, op.since, ns, op.since, op.limit),
-        )
-        changes = [Change(key, int(version), deleted) for key, version, deleted in rows]
-        ((pruned,),) = yield ("SELECT v FROM botwire_meta WHERE k = 'pruned'", ())
-        return ChangePage(changes, changes[-1].version if changes else op.since, op.since < pruned)
+        return (yield from _sql.changes(_sql.POSTGRES, ns, op))
 
     _handlers: ClassVar[dict[type, Callable[..., Plan]]] = {
         Get: _get,
@@ -550,17 +521,6 @@ def _one_statement(ops: Sequence[Op]) -> bool:
     return len(ops) == 1 and type(ops[0]) in (Get, ListKeys, Scan, Count)
 
 
-def _drive(conn: Any, plan: Plan) -> Any:
-    """Run ``plan`` on ``conn``: each SQL it yields, and the rows (or row count) back."""
-    try:
-        step = plan.send(None)
-        while True:
-            cursor = conn.execute(*step)
-            step = plan.send(cursor.fetchall() if cursor.description else cursor.rowcount)
-    except StopIteration as done:
-        return done.value
-
-
 async def _adrive(conn: Any, plan: Plan) -> Any:
     """Async :func:`_drive`."""
     try:
@@ -570,33 +530,6 @@ async def _adrive(conn: Any, plan: Plan) -> Any:
             step = plan.send(await cursor.fetchall() if cursor.description else cursor.rowcount)
     except StopIteration as done:
         return done.value
-
-
-def _record(row: Sequence[Any]) -> Record:
-    return Record(bytes(row[0]), int(row[1]), row[2], row[3], row[4])
-
-
-def _limit(op: ListKeys | Scan) -> str:
-    return "" if op.limit is None else f" LIMIT {int(op.limit)}"
-
-
-def _range(ns: str, prefix: str, after: str | None, now: float | None) -> tuple[str, list[Any]]:
-    """A WHERE clause for the keys of ``ns`` with ``prefix``, after ``after``, live at ``now``."""
-    sql, args = ["ns = %s"], [ns]
-    if prefix:
-        sql.append("key >= %s")
-        args.append(prefix)
-        upper = _logic.prefix_upper(prefix)
-        if upper is not None:
-            sql.append("key < %s")
-            args.append(upper)
-    if after is not None:
-        sql.append("key > %s")
-        args.append(after)
-    if now is not None:
-        sql.append(_LIVE)
-        args.append(now)  # type: ignore[arg-type]
-    return " AND ".join(sql), args
 
 
 def _safe(url: str) -> str:

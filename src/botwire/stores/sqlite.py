@@ -43,7 +43,6 @@ from .._errors import (
 )
 from ..ops import (
     Append,
-    Change,
     ChangePage,
     Changes,
     Clear,
@@ -62,7 +61,7 @@ from ..ops import (
     Touch,
     is_read_only,
 )
-from . import _logic, _sqlite_schema
+from . import _logic, _sql, _sqlite_schema
 from ._sqlite_schema import ITEMS_TABLE, NEXT_VERSION, SCHEMA_VERSION
 from .base import GroupItem, Limits, Store
 
@@ -502,11 +501,10 @@ class SqliteStore(Store):
         )
         return cur.rowcount > 0
 
+    # The key-range ops and the change feed are written once, for both SQL stores (_sql).
+
     def _list(self, conn: sqlite3.Connection, ns: str, op: ListKeys, now: float) -> list[str]:
-        where, args = _range(ns, op.prefix, op.after, now)
-        limit = "" if op.limit is None else f" LIMIT {int(op.limit)}"
-        sql = f"SELECT key FROM items WHERE {where} ORDER BY key{limit}"
-        return [row[0] for row in conn.execute(sql, args)]
+        return _sql.drive(conn, _sql.list_keys(_sql.SQLITE, ns, op, now))  # type: ignore[no-any-return]
 
     def _scan(
         self,
@@ -516,29 +514,14 @@ class SqliteStore(Store):
         now: float,
         budget: _logic.AnswerBudget | None = None,
     ) -> list[tuple[str, Record]]:
-        where, args = _range(ns, op.prefix, op.after, now)
-        limit = "" if op.limit is None else f" LIMIT {int(op.limit)}"
-        sql = (
-            "SELECT key, value, version, created_at, updated_at, expires_at FROM items "
-            f"WHERE {where} ORDER BY key{limit}"
-        )
-        found, size = [], 0
-        for row in conn.execute(sql, args):  # rows come one at a time: stop at the budget
-            if budget is not None:
-                size += _logic.scan_row_size(row[0], row[1])
-                budget.check(size)
-            found.append((row[0], Record._make(row[1:])))
-        return found
+        budget = budget or _logic.AnswerBudget(None)
+        return _sql.drive(conn, _sql.scan(_sql.SQLITE, ns, op, now, budget))  # type: ignore[no-any-return]
 
     def _count(self, conn: sqlite3.Connection, ns: str, op: Count | Clear, now: float) -> int:
-        where, args = _range(ns, op.prefix, None, now)
-        return int(conn.execute(f"SELECT count(*) FROM items WHERE {where}", args).fetchone()[0])
+        return _sql.drive(conn, _sql.count(_sql.SQLITE, ns, op, now))  # type: ignore[no-any-return]
 
     def _clear(self, conn: sqlite3.Connection, ns: str, op: Clear, now: float) -> int:
-        live = self._count(conn, ns, op, now)
-        where, args = _range(ns, op.prefix, None, None)  # expired rows go too: dead weight
-        conn.execute(f"DELETE FROM items WHERE {where}", args)
-        return live
+        return _sql.drive(conn, _sql.clear(_sql.SQLITE, ns, op, now))  # type: ignore[no-any-return]
 
     def _stats(self, conn: sqlite3.Connection, ns: str, op: Stats, now: float) -> NamespaceStats:
         keys = self._count(conn, ns, Count(), now)
@@ -557,15 +540,7 @@ class SqliteStore(Store):
         return NamespaceStats(keys, size, 0)
 
     def _changes(self, conn: sqlite3.Connection, ns: str, op: Changes, now: float) -> ChangePage:
-        rows = conn.execute(
-            "SELECT key, version, 0 FROM items WHERE ns = ? AND version > ? UNION ALL "
-            "SELECT key, version, 1 FROM tombstones WHERE ns = ? AND version > ? "
-            "ORDER BY 2 LIMIT ?",
-            (ns, op.since, ns, op.since, op.limit),
-        ).fetchall()
-        changes = [Change(key, version, bool(deleted)) for key, version, deleted in rows]
-        (pruned,) = conn.execute("SELECT v FROM meta WHERE k = 'pruned'").fetchone()
-        return ChangePage(changes, changes[-1].version if changes else op.since, op.since < pruned)
+        return _sql.drive(conn, _sql.changes(_sql.SQLITE, ns, op))  # type: ignore[no-any-return]
 
     def _read_modify_write(
         self, conn: sqlite3.Connection, ns: str, op: Incr | Append, now: float
@@ -620,26 +595,6 @@ if hasattr(os, "register_at_fork"):
 
 def _alive(expires_at: float | None, now: float) -> bool:
     return expires_at is None or expires_at > now
-
-
-def _range(ns: str, prefix: str, after: str | None, now: float | None) -> tuple[str, list[Any]]:
-    """A WHERE clause for the keys of ``ns`` with ``prefix``, after ``after``, live at ``now``."""
-    sql: list[str] = ["ns = ?"]
-    args: list[Any] = [ns]
-    if prefix:
-        sql.append("key >= ?")
-        args.append(prefix)
-        upper = _logic.prefix_upper(prefix)
-        if upper is not None:
-            sql.append("key < ?")
-            args.append(upper)
-    if after is not None:
-        sql.append("key > ?")
-        args.append(after)
-    if now is not None:
-        sql.append(_LIVE)
-        args.append(now)
-    return " AND ".join(sql), args
 
 
 def _rollback(conn: sqlite3.Connection | None) -> None:
