@@ -60,6 +60,11 @@ def prefix_upper(prefix: str) -> str | None:
     return stripped[:-1] + chr(code)
 
 
+def guarded_keys(ops: Sequence[Op]) -> list[str]:
+    """The keys of the writes in ``ops`` that carry a version check."""
+    return [o.key for o in ops if isinstance(o, (Put, Delete)) and o.if_version is not None]
+
+
 def check_conflicts(ops: Sequence[Op], live_version: Callable[[str], int]) -> None:
     """Raise ``Conflict`` naming every key whose ``if_version`` does not match.
 

@@ -7,10 +7,11 @@ connections (``drive`` here for SQLite's sync one; ``postgres.py`` has a sync
 and an async driver). The dialect names what differs: the placeholder, the
 table names and how a key's and a value's bytes are counted.
 
-Written here: the key-range operations (``ListKeys``, ``Scan``, ``Count``,
-``Clear``) and the change feed (``Changes``). The single-key writes still live
-in each store (their version sequences differ: a trigger-kept counter in
-SQLite, a sequence in PostgreSQL).
+Written here, once: every operation (``Get``, ``Put``, ``Delete``, ``Incr``,
+``Append``, ``Touch``, ``ListKeys``, ``Scan``, ``Count``, ``Clear``,
+``Changes``) and the live-version check behind compare-and-set. What stays
+in each store: transactions, locks, limits accounting and ``Stats`` (whose
+counters each schema keeps its own way), and the drivers.
 """
 
 from __future__ import annotations
@@ -18,8 +19,24 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any, NamedTuple
 
-from ..ops import Change, ChangePage, Changes, Clear, Count, ListKeys, Record, Scan
+from ..ops import (
+    Append,
+    Change,
+    ChangePage,
+    Changes,
+    Clear,
+    Count,
+    Delete,
+    Get,
+    Incr,
+    ListKeys,
+    Put,
+    Record,
+    Scan,
+    Touch,
+)
 from . import _logic
+from .base import Limits
 
 Plan = Generator[tuple[str, Any], Any, Any]
 
@@ -30,15 +47,24 @@ class Dialect(NamedTuple):
     tombstones: str
     meta: str
     size: str  # the bytes of an item's key and value, as SQL
+    next_version: str  # the store-wide sequence's next value, as SQL
 
 
-SQLITE = Dialect("?", "items", "tombstones", "meta", "length(CAST(key AS BLOB)) + length(value)")
+SQLITE = Dialect(
+    "?",
+    "items",
+    "tombstones",
+    "meta",
+    "length(CAST(key AS BLOB)) + length(value)",
+    "(SELECT v + 1 FROM meta WHERE k = 'seq')",  # triggers keep meta.seq (_sqlite_schema)
+)
 POSTGRES = Dialect(
     "%s",
     "botwire_items",
     "botwire_tombstones",
     "botwire_meta",
     "octet_length(key) + octet_length(value)",
+    "nextval('botwire_version')",
 )
 
 RECORD = "value, version, created_at, updated_at, expires_at"
@@ -50,6 +76,107 @@ def record(row: tuple[Any, ...] | list[Any]) -> Record:
 
 def live(d: Dialect) -> str:
     return f"(expires_at IS NULL OR expires_at > {d.placeholder})"
+
+
+def _alive(expires_at: float | None, now: float) -> bool:
+    return expires_at is None or expires_at > now
+
+
+def _upsert(d: Dialect) -> str:
+    """Insert or replace an item; a key that expired unswept counts as new (created again)."""
+    p = d.placeholder
+    return (
+        f"INSERT INTO {d.items} VALUES ({p}, {p}, {p}, {d.next_version}, {p}, {p}, {p}, {p}) "
+        "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, version = excluded.version, "
+        "updated_at = excluded.updated_at, expires_at = excluded.expires_at, ttl = excluded.ttl, "
+        f"created_at = CASE WHEN {d.items}.expires_at <= excluded.updated_at "
+        f"THEN excluded.created_at ELSE {d.items}.created_at END RETURNING version"
+    )
+
+
+# -- one key ---------------------------------------------------------------------------------
+
+
+def get(d: Dialect, ns: str, op: Get, now: float) -> Plan:
+    p = d.placeholder
+    rows = yield (f"SELECT {RECORD} FROM {d.items} WHERE ns = {p} AND key = {p}", (ns, op.key))
+    if not rows or not _alive(rows[0][4], now):
+        return None
+    found = record(rows[0])
+    if op.refresh:  # sliding expiry: restart the clock from the key's own TTL
+        refreshed = yield (
+            f"UPDATE {d.items} SET expires_at = {p} + ttl "
+            f"WHERE ns = {p} AND key = {p} AND ttl IS NOT NULL RETURNING expires_at",
+            (now, ns, op.key),
+        )
+        if refreshed:
+            return found._replace(expires_at=refreshed[0][0])
+    return found
+
+
+def put(d: Dialect, ns: str, op: Put, now: float, limits: Limits | None) -> Plan:
+    _logic.check_value_size(limits, op.key, op.data)
+    expires = None if op.ttl is None else now + op.ttl
+    rows = yield (_upsert(d), (ns, op.key, op.data, now, now, expires, op.ttl))
+    return int(rows[0][0])
+
+
+def delete(d: Dialect, ns: str, op: Delete, now: float) -> Plan:
+    p = d.placeholder
+    rows = yield (
+        f"DELETE FROM {d.items} WHERE ns = {p} AND key = {p} RETURNING expires_at",
+        (ns, op.key),
+    )
+    return bool(rows) and _alive(rows[0][0], now)
+
+
+def read_modify_write(
+    d: Dialect, ns: str, op: Incr | Append, now: float, limits: Limits | None
+) -> Plan:
+    """``Incr`` and ``Append``: read, compute (``_logic``), write back, in the transaction."""
+    p = d.placeholder
+    rows = yield (
+        f"SELECT value, expires_at, ttl FROM {d.items} WHERE ns = {p} AND key = {p}",
+        (ns, op.key),
+    )
+    live_now = bool(rows) and _alive(rows[0][1], now)
+    current = bytes(rows[0][0]) if live_now else None
+    result: Any
+    if isinstance(op, Incr):
+        result, data = _logic.incremented(current, op.by)
+    else:
+        result, data = _logic.appended(current, op.items, op.max_len)
+    _logic.check_value_size(limits, op.key, data)
+    old_ttl, old_expires = (rows[0][2], rows[0][1]) if live_now else (None, None)
+    ttl, expires = _logic.resolve_ttl(op.ttl, op.new_ttl, live_now, old_ttl, old_expires, now)
+    yield (_upsert(d), (ns, op.key, data, now, now, expires, ttl))
+    return result
+
+
+def touch(d: Dialect, ns: str, op: Touch, now: float) -> Plan:
+    p = d.placeholder
+    expires = None if op.ttl is None else now + op.ttl
+    changed = yield (
+        f"UPDATE {d.items} SET expires_at = {p}, ttl = {p}, version = {d.next_version} "
+        f"WHERE ns = {p} AND key = {p} AND {live(d)}",
+        (expires, op.ttl, ns, op.key, now),
+    )
+    return changed > 0
+
+
+def live_versions(d: Dialect, ns: str, keys: list[str], now: float) -> Plan:
+    """``{key: version}`` of the live ones among ``keys`` (for compare-and-set), one query."""
+    p = d.placeholder
+    unique = list(dict.fromkeys(keys))
+    rows = yield (
+        f"SELECT key, version FROM {d.items} WHERE ns = {p} "
+        f"AND key IN ({', '.join([p] * len(unique))}) AND {live(d)}",
+        [ns, *unique, now],
+    )
+    return {key: int(version) for key, version in rows}
+
+
+# -- key ranges --------------------------------------------------------------------------------
 
 
 def key_range(

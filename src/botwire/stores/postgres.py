@@ -69,7 +69,6 @@ from .base import Limits, Store
 # A plan yields (sql, params) and receives the rows (or the row count) back.
 Plan = Generator[tuple[str, Sequence[Any]], Any, Any]
 
-_LIVE = "(expires_at IS NULL OR expires_at > %s)"
 _LOCK_NAMESPACE = (
     "INSERT INTO botwire_ns_stats (ns) VALUES (%s) ON CONFLICT (ns) "
     "DO UPDATE SET ns = excluded.ns RETURNING bytes, day, writes"
@@ -77,13 +76,6 @@ _LOCK_NAMESPACE = (
 _COUNT_WRITES = (
     "UPDATE botwire_ns_stats SET writes = CASE WHEN day = %s THEN writes + %s ELSE %s END, "
     "day = %s WHERE ns = %s RETURNING writes, bytes"
-)
-_UPSERT = (
-    "INSERT INTO botwire_items VALUES (%s, %s, %s, nextval('botwire_version'), %s, %s, %s, %s) "
-    "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, version = excluded.version, "
-    "updated_at = excluded.updated_at, expires_at = excluded.expires_at, ttl = excluded.ttl, "
-    "created_at = CASE WHEN botwire_items.expires_at <= excluded.updated_at "
-    "THEN excluded.created_at ELSE botwire_items.created_at END RETURNING version"
 )
 _RETRY_ALWAYS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 
@@ -300,14 +292,9 @@ class PostgresStore(Store):
                 for i in reads:
                     replay[i] = budget.take((yield from self._apply(ns, ops[i], now, budget)))
                 return replay
-        guarded = [o.key for o in ops if isinstance(o, (Put, Delete)) and o.if_version is not None]
+        guarded = _logic.guarded_keys(ops)
         if guarded:
-            rows = yield (
-                "SELECT key, version FROM botwire_items "
-                f"WHERE ns = %s AND key = ANY(%s) AND {_LIVE}",
-                (ns, guarded, now),
-            )
-            live = dict(rows)
+            live = yield from _sql.live_versions(_sql.POSTGRES, ns, guarded, now)
             _logic.check_conflicts(ops, lambda key: live.get(key, 0))
         budget = _logic.AnswerBudget(self.limits)
         results = []
@@ -346,63 +333,22 @@ class PostgresStore(Store):
 
     # -- plans: one operation each ----------------------------------------------------------
 
+    # Every op is written once, for both SQL stores, as a plan (_sql).
+
     def _get(self, ns: str, op: Get, now: float) -> Plan:
-        rows = yield (
-            f"SELECT {_sql.RECORD} FROM botwire_items WHERE ns = %s AND key = %s",
-            (ns, op.key),
-        )
-        if not rows or (rows[0][4] is not None and rows[0][4] <= now):
-            return None
-        record = _sql.record(rows[0])
-        if op.refresh:  # sliding expiry: restart the clock from the key's own TTL
-            refreshed = yield (
-                "UPDATE botwire_items SET expires_at = %s + ttl "
-                "WHERE ns = %s AND key = %s AND ttl IS NOT NULL RETURNING expires_at",
-                (now, ns, op.key),
-            )
-            if refreshed:
-                return record._replace(expires_at=refreshed[0][0])
-        return record
+        return (yield from _sql.get(_sql.POSTGRES, ns, op, now))
 
     def _put(self, ns: str, op: Put, now: float) -> Plan:
-        _logic.check_value_size(self.limits, op.key, op.data)
-        expires = None if op.ttl is None else now + op.ttl
-        rows = yield (_UPSERT, (ns, op.key, op.data, now, now, expires, op.ttl))
-        return int(rows[0][0])
+        return (yield from _sql.put(_sql.POSTGRES, ns, op, now, self.limits))
 
     def _delete(self, ns: str, op: Delete, now: float) -> Plan:
-        rows = yield (
-            "DELETE FROM botwire_items WHERE ns = %s AND key = %s RETURNING expires_at",
-            (ns, op.key),
-        )
-        return bool(rows) and (rows[0][0] is None or rows[0][0] > now)
+        return (yield from _sql.delete(_sql.POSTGRES, ns, op, now))
 
     def _read_modify_write(self, ns: str, op: Incr | Append, now: float) -> Plan:
-        rows = yield (
-            "SELECT value, expires_at, ttl FROM botwire_items WHERE ns = %s AND key = %s",
-            (ns, op.key),
-        )
-        live = bool(rows) and (rows[0][1] is None or rows[0][1] > now)
-        current = bytes(rows[0][0]) if live else None
-        result: Any
-        if isinstance(op, Incr):
-            result, data = _logic.incremented(current, op.by)
-        else:
-            result, data = _logic.appended(current, op.items, op.max_len)
-        _logic.check_value_size(self.limits, op.key, data)
-        old_ttl, old_expires = (rows[0][2], rows[0][1]) if live else (None, None)
-        ttl, expires = _logic.resolve_ttl(op.ttl, op.new_ttl, live, old_ttl, old_expires, now)
-        yield (_UPSERT, (ns, op.key, data, now, now, expires, ttl))
-        return result
+        return (yield from _sql.read_modify_write(_sql.POSTGRES, ns, op, now, self.limits))
 
     def _touch(self, ns: str, op: Touch, now: float) -> Plan:
-        expires = None if op.ttl is None else now + op.ttl
-        count = yield (
-            "UPDATE botwire_items SET expires_at = %s, ttl = %s, "
-            f"version = nextval('botwire_version') WHERE ns = %s AND key = %s AND {_LIVE}",
-            (expires, op.ttl, ns, op.key, now),
-        )
-        return count > 0
+        return (yield from _sql.touch(_sql.POSTGRES, ns, op, now))
 
     # The key-range ops and the change feed are written once, for both SQL stores (_sql).
 

@@ -62,7 +62,7 @@ from ..ops import (
     is_read_only,
 )
 from . import _logic, _sql, _sqlite_schema
-from ._sqlite_schema import ITEMS_TABLE, NEXT_VERSION, SCHEMA_VERSION
+from ._sqlite_schema import ITEMS_TABLE, SCHEMA_VERSION
 from .base import GroupItem, Limits, Store
 
 __all__ = ["ITEMS_TABLE", "SCHEMA_VERSION", "SqliteStore"]
@@ -70,25 +70,13 @@ __all__ = ["ITEMS_TABLE", "SCHEMA_VERSION", "SqliteStore"]
 log = logging.getLogger("botwire")
 
 # The columns of a Record, in its order; the TTL only where a write needs it.
-_SELECT = (
-    "SELECT value, version, created_at, updated_at, expires_at FROM items WHERE ns = ? AND key = ?"
-)
-_SELECT_TTL = "SELECT value, expires_at, ttl FROM items WHERE ns = ? AND key = ?"
 # A key that expired but was not swept yet counts as new: created_at starts again.
-_UPSERT = (
-    f"INSERT INTO items VALUES (?, ?, ?, {NEXT_VERSION}, ?, ?, ?, ?) ON CONFLICT (ns, key) "
-    "DO UPDATE SET value = excluded.value, version = excluded.version, "
-    "updated_at = excluded.updated_at, expires_at = excluded.expires_at, ttl = excluded.ttl, "
-    "created_at = CASE WHEN items.expires_at <= excluded.updated_at "
-    "THEN excluded.created_at ELSE items.created_at END RETURNING version"
-)
 _COUNT_WRITES = (
     "INSERT INTO ns_stats (ns, day, writes) VALUES (?, ?, ?) ON CONFLICT (ns) DO UPDATE SET "
     "writes = CASE WHEN day = excluded.day THEN writes + excluded.writes ELSE excluded.writes END, "
     "day = excluded.day RETURNING writes, bytes"
 )
 _SWEEP_BATCH = 500
-_LIVE = "(expires_at IS NULL OR expires_at > ?)"
 _SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
 
 try:
@@ -394,7 +382,10 @@ class SqliteStore(Store):
                 for i in reads:
                     results[i] = budget.take(self._apply(conn, ns, ops[i], now, budget))
                 return results
-        _logic.check_conflicts(ops, lambda key: self._live_version(conn, ns, key, now))
+        guarded = _logic.guarded_keys(ops)
+        if guarded:
+            versions = _sql.drive(conn, _sql.live_versions(_sql.SQLITE, ns, guarded, now))
+            _logic.check_conflicts(ops, lambda key: versions.get(key, 0))
         limits = self.limits
         if limits is not None:
             row = conn.execute("SELECT bytes FROM ns_stats WHERE ns = ?", (ns,)).fetchone()
@@ -466,40 +457,26 @@ class SqliteStore(Store):
             return self._scan(conn, ns, op, now, budget)
         return self._handlers[type(op)](self, conn, ns, op, now)
 
+    # Every op is written once, for both SQL stores, as a plan (_sql); these drive them.
+
     def _get(self, conn: sqlite3.Connection, ns: str, op: Get, now: float) -> Record | None:
-        row = conn.execute(_SELECT, (ns, op.key)).fetchone()
-        if row is None or (row[4] is not None and row[4] <= now):
-            return None
-        if op.refresh:  # sliding expiry: restart the clock from the key's own TTL
-            rows = conn.execute(
-                "UPDATE items SET expires_at = ? + ttl "
-                "WHERE ns = ? AND key = ? AND ttl IS NOT NULL RETURNING expires_at",
-                (now, ns, op.key),
-            ).fetchall()
-            if rows:
-                return Record(row[0], row[1], row[2], row[3], rows[0][0])
-        return Record._make(row)
+        return _sql.drive(conn, _sql.get(_sql.SQLITE, ns, op, now))  # type: ignore[no-any-return]
 
     def _put(self, conn: sqlite3.Connection, ns: str, op: Put, now: float) -> int:
-        _logic.check_value_size(self.limits, op.key, op.data)
-        expires = None if op.ttl is None else now + op.ttl
-        rows = conn.execute(_UPSERT, (ns, op.key, op.data, now, now, expires, op.ttl)).fetchall()
-        return int(rows[0][0])
+        plan = _sql.put(_sql.SQLITE, ns, op, now, self.limits)
+        return _sql.drive(conn, plan)  # type: ignore[no-any-return]
 
     def _delete(self, conn: sqlite3.Connection, ns: str, op: Delete, now: float) -> bool:
-        rows = conn.execute(
-            "DELETE FROM items WHERE ns = ? AND key = ? RETURNING expires_at", (ns, op.key)
-        ).fetchall()
-        return bool(rows) and _alive(rows[0][0], now)
+        return _sql.drive(conn, _sql.delete(_sql.SQLITE, ns, op, now))  # type: ignore[no-any-return]
 
     def _touch(self, conn: sqlite3.Connection, ns: str, op: Touch, now: float) -> bool:
-        expires = None if op.ttl is None else now + op.ttl
-        cur = conn.execute(
-            f"UPDATE items SET expires_at = ?, ttl = ?, version = {NEXT_VERSION} "
-            f"WHERE ns = ? AND key = ? AND {_LIVE}",
-            (expires, op.ttl, ns, op.key, now),
-        )
-        return cur.rowcount > 0
+        return _sql.drive(conn, _sql.touch(_sql.SQLITE, ns, op, now))  # type: ignore[no-any-return]
+
+    def _read_modify_write(
+        self, conn: sqlite3.Connection, ns: str, op: Incr | Append, now: float
+    ) -> Any:
+        plan = _sql.read_modify_write(_sql.SQLITE, ns, op, now, self.limits)
+        return _sql.drive(conn, plan)
 
     # The key-range ops and the change feed are written once, for both SQL stores (_sql).
 
@@ -542,29 +519,6 @@ class SqliteStore(Store):
     def _changes(self, conn: sqlite3.Connection, ns: str, op: Changes, now: float) -> ChangePage:
         return _sql.drive(conn, _sql.changes(_sql.SQLITE, ns, op))  # type: ignore[no-any-return]
 
-    def _read_modify_write(
-        self, conn: sqlite3.Connection, ns: str, op: Incr | Append, now: float
-    ) -> Any:
-        row = conn.execute(_SELECT_TTL, (ns, op.key)).fetchone()
-        live = row is not None and _alive(row[1], now)
-        current = row[0] if live else None
-        result: Any
-        if isinstance(op, Incr):
-            result, data = _logic.incremented(current, op.by)
-        else:
-            result, data = _logic.appended(current, op.items, op.max_len)
-        _logic.check_value_size(self.limits, op.key, data)
-        old_ttl, old_expires = (row[2], row[1]) if live else (None, None)
-        ttl, expires = _logic.resolve_ttl(op.ttl, op.new_ttl, live, old_ttl, old_expires, now)
-        conn.execute(_UPSERT, (ns, op.key, data, now, now, expires, ttl)).fetchall()
-        return result
-
-    def _live_version(self, conn: sqlite3.Connection, ns: str, key: str, now: float) -> int:
-        row = conn.execute(
-            f"SELECT version FROM items WHERE ns = ? AND key = ? AND {_LIVE}", (ns, key, now)
-        ).fetchone()
-        return 0 if row is None else int(row[0])
-
     _handlers: ClassVar[dict[type, Callable[..., Any]]] = {
         Get: _get,
         Put: _put,
@@ -591,10 +545,6 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _alive(expires_at: float | None, now: float) -> bool:
-    return expires_at is None or expires_at > now
 
 
 def _rollback(conn: sqlite3.Connection | None) -> None:
