@@ -181,8 +181,9 @@ class Idempotency(NamedTuple):
     """Makes a write batch safe to retry: a repeat with this key replays the first answer.
 
     ``fingerprint`` identifies the request; a reuse of ``key`` with another
-    fingerprint raises ``IdempotencyKeyReused``, a repeat while the first is
-    still running ``IdempotencyKeyInUse``. Kept for 24 hours.
+    fingerprint raises ``IdempotencyKeyReused``. The record is written in the
+    batch's own transaction, so a repeat that arrives while the first runs waits
+    for it and replays it. Kept for 24 hours.
     """
 
     key: str
