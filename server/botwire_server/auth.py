@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 from botwire import Forbidden, InvalidRequest, Unauthorized
 from botwire.ops import Get, ListKeys, Put
-from botwire.stores import Store
+from botwire.stores import LocalIO, Store
 from botwire.wire import decode_value as decode
 from botwire.wire import encode_value as encode
 
@@ -107,7 +107,7 @@ class Tokens:
         cached = self._cache.get(token_id)
         if cached is not None and now - cached[0] < TOKEN_CACHE_SECONDS:
             return _check(cached[1], secret)
-        if self.store.local_io:  # SQLite: one indexed read, microseconds
+        if isinstance(self.store, LocalIO):  # SQLite: one indexed read, microseconds
             (record,) = self.store.batch(TOKENS_NS, [Get(token_id)])
         else:
             (record,) = await self.store.abatch(TOKENS_NS, [Get(token_id)])

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from botwire import InvalidRequest, UnsupportedMediaType
 from botwire.ops import Append, Delete, Get, Idempotency, Incr, Op, Put, Touch
-from botwire.stores import Store
+from botwire.stores import LocalIO, Store
 from botwire.wire import (
     check_key,
     check_namespace,
@@ -55,7 +55,7 @@ async def body_json(request: Request) -> Any:
 
 async def read(request: Request, namespace: str, ops: list[Op]) -> list[Any]:
     store = store_of(request)
-    if not store.local_io:
+    if not isinstance(store, LocalIO):
         return await store.abatch(namespace, ops)
     if quick(ops):  # SQLite: a few key reads take microseconds and never wait on writers
         return store.batch(namespace, ops)
@@ -84,7 +84,7 @@ async def write(
         ).hexdigest()
         idempotency = Idempotency(idempotency_key, fingerprint)
     store = store_of(request)
-    if not store.local_io:  # PostgreSQL: concurrent transactions, real async I/O
+    if not isinstance(store, LocalIO):  # PostgreSQL: concurrent transactions, real async I/O
         return await store.abatch(namespace, ops, idempotency=idempotency)
     # Every write, keyed or not, joins the group commit (see writes.py).
     results: list[Any] = await request.app.state.writes.submit(namespace, ops, idempotency)

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from botwire import InvalidRequest, NotFound
 from botwire.ops import Changes, Clear, Delete, Get, ListKeys, Stats, is_read_only
 from botwire.stores import DAY, utc_day
+from botwire.stores import now as store_now
 from botwire.wire import (
     changes_to_json,
     op_from_json,
@@ -203,7 +204,7 @@ async def stats(request: Request) -> Response:
     ns = await namespace_of(request, write=False)
     (found,) = await read(request, ns, [Stats()])
     limits = request.app.state.settings.limits
-    now = store_of(request).clock()
+    now = store_now(store_of(request))
     return json_response(
         {
             "namespace": ns,

@@ -53,6 +53,7 @@ from .ops import (
     TTLOrKeep,
 )
 from .stores.base import Store
+from .stores.base import now as store_now
 
 __all__ = ["NOT_PROVIDED", "MemoryCore", "NotProvided", "Plan"]
 
@@ -186,7 +187,7 @@ class MemoryCore:
             raise NotFound(f"key {key!r} does not exist")
         if record.expires_at is None:
             return None
-        return max(0.0, record.expires_at - self._store.clock())
+        return max(0.0, record.expires_at - store_now(self._store))
 
     @staticmethod
     def _found(ops: list[Op], records: list[Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from ._errors import BotwireError, NotFound
 from ._session import AsyncSession, Session
 from ._validate import check_key
 from .ops import Get, Item, NamespaceStats, Op, TTLArg
+from .stores.base import aclose
 
 _PAGE = 1000
 
@@ -402,7 +403,7 @@ class AsyncMemory(MemoryCore):
         """See :meth:`Memory.close`."""
         store = self._release()
         if store is not None:
-            await store.aclose()
+            await aclose(store)
 
     async def __aenter__(self) -> AsyncMemory:
         return self

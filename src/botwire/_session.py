@@ -32,6 +32,7 @@ from ._core import NOT_PROVIDED
 from ._errors import InvalidRequest, NotFound
 from ._validate import check_key, check_prefix, check_ttl
 from .ops import TTL, Delete, Get, Op, Put, Record, Scan, TTLArg
+from .stores.base import now as store_now
 
 if TYPE_CHECKING:
     from ._core import MemoryCore
@@ -91,7 +92,7 @@ class _SessionState:
     def _commit_ops(self) -> list[Op]:
         """One write per changed key, guarded by the version read (none for blind writes)."""
         self._stage = "closed"
-        now = self._memory.store.clock()
+        now = store_now(self._memory.store)
         ops: list[Op] = []
         for key in sorted(self._values.keys() | self._removed):
             record = self._read.get(key)

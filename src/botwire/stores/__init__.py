@@ -14,17 +14,36 @@ memory    in-process, for tests and examples
 user data directory).
 """
 
-from .base import DAY, GroupCommit, GroupItem, Limits, Revalidating, Store, Sweeping, utc_day
+from .base import (
+    DAY,
+    AsyncClosing,
+    Clocked,
+    GroupCommit,
+    GroupItem,
+    Limits,
+    LocalIO,
+    Revalidating,
+    Store,
+    Sweeping,
+    aclose,
+    now,
+    utc_day,
+)
 
 __all__ = [
     "DAY",
+    "AsyncClosing",
+    "Clocked",
     "GroupCommit",
     "GroupItem",
     "Limits",
+    "LocalIO",
     "Revalidating",
     "Store",
     "Sweeping",
+    "aclose",
     "default_home",
+    "now",
     "utc_day",
 ]
 

@@ -9,14 +9,16 @@ table names and how a key's and a value's bytes are counted.
 
 Written here, once: every operation (``Get``, ``Put``, ``Delete``, ``Incr``,
 ``Append``, ``Touch``, ``ListKeys``, ``Scan``, ``Count``, ``Clear``,
-``Changes``) and the live-version check behind compare-and-set. What stays
-in each store: transactions, locks, limits accounting and ``Stats`` (whose
-counters each schema keeps its own way), and the drivers.
+``Stats``, ``Changes``); the body of a read and of a write batch (replay,
+compare-and-set, the answer budget, the replay record and its bound, the
+write limits and the quota); and the sweep (expired items, old tombstones,
+old replay records). What stays in each store: its connections,
+transactions and locks, and the drivers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from typing import Any, NamedTuple
 
 from ..ops import (
@@ -28,11 +30,15 @@ from ..ops import (
     Count,
     Delete,
     Get,
+    Idempotency,
     Incr,
     ListKeys,
+    NamespaceStats,
+    Op,
     Put,
     Record,
     Scan,
+    Stats,
     Touch,
 )
 from . import _logic
@@ -46,8 +52,16 @@ class Dialect(NamedTuple):
     items: str  # table names
     tombstones: str
     meta: str
+    ns_stats: str
+    idempotency: str
+    seq_marks: str
     size: str  # the bytes of an item's key and value, as SQL
     next_version: str  # the store-wide sequence's next value, as SQL
+    last_version: str  # a query for its last value
+    greatest: str  # the two-argument maximum function
+    # A write's first statement where writers to a namespace must queue (it returns the
+    # namespace's bytes); None where the whole database has one writer at a time.
+    lock_namespace: str | None
 
 
 SQLITE = Dialect(
@@ -55,16 +69,29 @@ SQLITE = Dialect(
     "items",
     "tombstones",
     "meta",
+    "ns_stats",
+    "idempotency",
+    "seq_marks",
     "length(CAST(key AS BLOB)) + length(value)",
     "(SELECT v + 1 FROM meta WHERE k = 'seq')",  # triggers keep meta.seq (_sqlite_schema)
+    "SELECT v FROM meta WHERE k = 'seq'",
+    "max",
+    None,  # BEGIN IMMEDIATE: one writer for the whole file
 )
 POSTGRES = Dialect(
     "%s",
     "botwire_items",
     "botwire_tombstones",
     "botwire_meta",
+    "botwire_ns_stats",
+    "botwire_idempotency",
+    "botwire_seq_marks",
     "octet_length(key) + octet_length(value)",
     "nextval('botwire_version')",
+    "SELECT last_value FROM botwire_version",
+    "greatest",
+    "INSERT INTO botwire_ns_stats (ns) VALUES (%s) ON CONFLICT (ns) "
+    "DO UPDATE SET ns = excluded.ns RETURNING bytes",  # the row lock is held until commit
 )
 
 RECORD = "value, version, created_at, updated_at, expires_at"
@@ -253,6 +280,199 @@ def changes(d: Dialect, ns: str, op: Changes) -> Plan:
     found = [Change(key, int(version), bool(deleted)) for key, version, deleted in rows]
     ((pruned,),) = yield (f"SELECT v FROM {d.meta} WHERE k = 'pruned'", ())
     return ChangePage(found, found[-1].version if found else op.since, op.since < pruned)
+
+
+def stats(d: Dialect, ns: str, now: float, accounting: bool) -> Plan:
+    """Live keys, and bytes and today's writes from the counters where they are kept."""
+    keys = yield from count(d, ns, Count(), now)
+    p = d.placeholder
+    if not accounting:
+        rows = yield (f"SELECT coalesce(sum({d.size}), 0) FROM {d.items} WHERE ns = {p}", (ns,))
+        return NamespaceStats(keys, int(rows[0][0]), 0)
+    rows = yield (f"SELECT bytes, day, writes FROM {d.ns_stats} WHERE ns = {p}", (ns,))
+    if not rows:
+        return NamespaceStats(keys, 0, 0)
+    size, day, writes = rows[0]
+    return NamespaceStats(keys, int(size), int(writes) if day == _logic.utc_day(now) else 0)
+
+
+# -- batches: every op, a read, a write ----------------------------------------------------------
+
+
+class Scope(NamedTuple):
+    """What the plans of one store need to know besides the dialect."""
+
+    dialect: Dialect
+    limits: Limits | None  # None: no limit is on
+    accounting: bool  # whether the per-namespace counters (ns_stats) are kept
+
+
+def apply(s: Scope, ns: str, op: Op, now: float, budget: _logic.AnswerBudget) -> Plan:
+    """One op's plan; what it returns is counted against ``budget`` by the caller."""
+    d, kind = s.dialect, type(op)
+    if kind is Get:
+        return (yield from get(d, ns, op, now))  # type: ignore[arg-type]
+    if kind is Put:
+        return (yield from put(d, ns, op, now, s.limits))  # type: ignore[arg-type]
+    if kind is Delete:
+        return (yield from delete(d, ns, op, now))  # type: ignore[arg-type]
+    if kind is Incr or kind is Append:
+        return (yield from read_modify_write(d, ns, op, now, s.limits))  # type: ignore[arg-type]
+    if kind is Touch:
+        return (yield from touch(d, ns, op, now))  # type: ignore[arg-type]
+    if kind is ListKeys:
+        return (yield from list_keys(d, ns, op, now))  # type: ignore[arg-type]
+    if kind is Scan:  # counted row by row: a scan is refused before it is whole
+        return (yield from scan(d, ns, op, now, budget))  # type: ignore[arg-type]
+    if kind is Count:
+        return (yield from count(d, ns, op, now))  # type: ignore[arg-type]
+    if kind is Clear:
+        return (yield from clear(d, ns, op, now))  # type: ignore[arg-type]
+    if kind is Stats:
+        return (yield from stats(d, ns, now, s.accounting))
+    if kind is Changes:
+        return (yield from changes(d, ns, op))  # type: ignore[arg-type]
+    raise TypeError(f"not an operation: {op!r}")
+
+
+def read(s: Scope, ns: str, ops: Sequence[Op], now: float) -> Plan:
+    """A read-only batch (the caller holds one snapshot around it)."""
+    budget = _logic.AnswerBudget(s.limits)
+    results = []
+    for op in ops:
+        results.append(budget.take((yield from apply(s, ns, op, now, budget))))
+    return results
+
+
+def write(s: Scope, ns: str, ops: Sequence[Op], idem: Idempotency | None, now: float) -> Plan:
+    """The body of a write transaction: replay, checks, ops, the replay record, limits.
+
+    The idempotency record is written in this same transaction: after a crash
+    the key is either absent (a retry applies the batch once) or present with
+    its answer (a retry replays it). Writers to the namespace queue (the
+    dialect's lock, or the file's write lock), so a duplicate waits for the
+    first and then replays it.
+    """
+    d, p = s.dialect, s.dialect.placeholder
+    bytes_before = 0
+    if d.lock_namespace is not None:
+        ((bytes_before,),) = yield (d.lock_namespace, (ns,))
+    elif s.limits is not None:
+        rows = yield (f"SELECT bytes FROM {d.ns_stats} WHERE ns = {p}", (ns,))
+        bytes_before = rows[0][0] if rows else 0
+    budget = _logic.AnswerBudget(s.limits)
+    if idem is not None:
+        rows = yield (
+            f"SELECT fingerprint, results FROM {d.idempotency} "
+            f"WHERE ns = {p} AND key = {p} AND claimed_at > {p}",
+            (ns, idem.key, now - _logic.IDEMPOTENCY_TTL),
+        )
+        if rows:  # a repeat: the writes' answers as recorded, the reads run again
+            _logic.check_replay(idem.fingerprint, rows[0][0], idem.key)
+            replay, reads = _logic.replayed(ops, bytes(rows[0][1]))
+            for i in reads:
+                replay[i] = budget.take((yield from apply(s, ns, ops[i], now, budget)))
+            return replay
+    guarded = _logic.guarded_keys(ops)
+    if guarded:
+        versions = yield from live_versions(d, ns, guarded, now)
+        _logic.check_conflicts(ops, lambda key: versions.get(key, 0))
+    results = []
+    for op in ops:
+        results.append(budget.take((yield from apply(s, ns, op, now, budget))))
+    if idem is not None:
+        yield from _remember(s, ns, idem, _logic.replay_record(ops, results), now)
+    if s.accounting:  # in the same transaction as the writes: no race lets one more through
+        day = _logic.utc_day(now)
+        ((writes_today, bytes_after),) = yield (
+            f"INSERT INTO {d.ns_stats} (ns, day, writes) VALUES ({p}, {p}, {p}) "
+            f"ON CONFLICT (ns) DO UPDATE SET writes = CASE WHEN {d.ns_stats}.day = excluded.day "
+            f"THEN {d.ns_stats}.writes + excluded.writes ELSE excluded.writes END, "
+            "day = excluded.day RETURNING writes, bytes",
+            (ns, day, _logic.writes_in(ops, results)),
+        )
+        if s.limits is not None:
+            _logic.check_limits(
+                s.limits,
+                writes_today=writes_today,
+                bytes_before=bytes_before,
+                bytes_after=bytes_after,
+                now=now,
+            )
+    return results
+
+
+def _remember(s: Scope, ns: str, idem: Idempotency, record_: bytes, now: float) -> Plan:
+    """Keep a batch's replay record; past the namespace's bound, drop its oldest."""
+    d, p = s.dialect, s.dialect.placeholder
+    where = f"WHERE ns = {p} AND key = {p}"
+    yield (f"DELETE FROM {d.idempotency} {where}", (ns, idem.key))  # an expired one
+    yield (
+        f"INSERT INTO {d.idempotency} VALUES ({p}, {p}, {p}, {p}, {p})",
+        (ns, idem.key, idem.fingerprint, record_, now),
+    )
+    if not s.accounting:
+        return
+    cap = _logic.replay_cap(s.limits)
+    for _ in range(_logic.MAX_EVICTION_ROUNDS):
+        ((held,),) = yield (f"SELECT replay FROM {d.ns_stats} WHERE ns = {p}", (ns,))
+        if held <= cap:
+            return
+        yield (
+            f"DELETE FROM {d.idempotency} WHERE (ns, key) IN (SELECT ns, key "
+            f"FROM {d.idempotency} WHERE ns = {p} AND key <> {p} ORDER BY claimed_at LIMIT 64)",
+            (ns, idem.key),
+        )
+
+
+# -- the sweep ----------------------------------------------------------------------------------
+
+
+def sweep(d: Dialect, now: float, limit: int) -> Plan:
+    """Delete up to ``limit`` expired items; forget old tombstones and old replay records.
+
+    Each namespace is locked like a write before its rows go (namespaces in
+    order, so a sweep and the writers never deadlock); how many items went.
+    """
+    p = d.placeholder
+    rows = yield (
+        f"SELECT DISTINCT ns FROM (SELECT ns FROM {d.items} "
+        f"WHERE expires_at <= {p} LIMIT {p}) AS due ORDER BY ns",
+        (now, limit),
+    )
+    removed = 0
+    for (ns,) in rows:
+        if removed >= limit:
+            break
+        if d.lock_namespace is not None:
+            yield (d.lock_namespace, (ns,))
+        removed += yield (
+            f"DELETE FROM {d.items} WHERE (ns, key) IN (SELECT ns, key FROM {d.items} "
+            f"WHERE ns = {p} AND expires_at <= {p} LIMIT {p})",
+            (ns, now, limit - removed),
+        )
+    yield from _prune(d, now)
+    return removed
+
+
+def _prune(d: Dialect, now: float) -> Plan:
+    """Tombstones older than ``TOMBSTONE_TTL`` go (each sweep marks the sequence with the time:
+    those at or below the newest mark that old), and replay records past their TTL."""
+    p = d.placeholder
+    yield (f"INSERT INTO {d.seq_marks} SELECT {p}, ({d.last_version})", (now,))
+    rows = yield (
+        f"SELECT at, seq FROM {d.seq_marks} WHERE at <= {p} ORDER BY seq DESC LIMIT 1",
+        (now - _logic.TOMBSTONE_TTL,),
+    )
+    if rows:
+        at, cutoff = rows[0]
+        yield (f"DELETE FROM {d.tombstones} WHERE version <= {p}", (cutoff,))
+        yield (f"UPDATE {d.meta} SET v = {d.greatest}(v, {p}) WHERE k = 'pruned'", (cutoff,))
+        yield (f"DELETE FROM {d.seq_marks} WHERE at < {p}", (at,))
+    yield (
+        f"DELETE FROM {d.idempotency} WHERE claimed_at <= {p}",
+        (now - _logic.IDEMPOTENCY_TTL,),
+    )
 
 
 def drive(conn: Any, plan: Plan) -> Any:

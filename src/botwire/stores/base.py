@@ -55,10 +55,12 @@ class Store(ABC):
     and calls it. A store only adds its own :meth:`abatch` where it has real
     async I/O; the default runs :meth:`batch` in a worker thread.
 
-    The boundary is :meth:`batch`, :meth:`abatch` and :meth:`close`
-    (:meth:`aclose`); ``clock`` and ``local_io`` describe the store. What only
-    some stores can do are separate protocols that the server and the read
-    cache check for: :class:`Sweeping`, :class:`GroupCommit`, :class:`Revalidating`.
+    The boundary is :meth:`batch`, :meth:`abatch` and :meth:`close`. What only
+    some stores have are separate protocols that the server, ``Memory`` and
+    the read cache check for: :class:`LocalIO`, :class:`Clocked`,
+    :class:`AsyncClosing`, :class:`Sweeping`, :class:`GroupCommit`,
+    :class:`Revalidating` (with the helpers :func:`now`, :func:`aclose`,
+    :func:`batch_group`, :func:`revalidate`).
 
     Promises every store keeps (checked by ``tests/conformance``):
 
@@ -67,13 +69,6 @@ class Store(ABC):
     * versions come from one store-wide sequence that only increases;
     * an expired key is invisible to every operation from its expiry on.
     """
-
-    #: The store's notion of "now" (Unix seconds); tests replace it.
-    clock: Callable[[], float] = staticmethod(time.time)
-
-    #: Whether calls finish in microseconds with no network I/O (SQLite, in-process):
-    #: a server may then call :meth:`batch` on its event loop, else it awaits :meth:`abatch`.
-    local_io: bool = False
 
     @abstractmethod
     def batch(
@@ -96,12 +91,48 @@ class Store(ABC):
     def close(self) -> None:  # noqa: B027 - most stores hold nothing to release
         """Release connections and files; later calls raise ``StoreClosed``."""
 
-    async def aclose(self) -> None:
-        """:meth:`close` from async code (closes async connections too, where there are)."""
-        self.close()
-
 
 # -- optional capabilities: a store has them or not; the server and the cache check ------
+
+
+class LocalIO:
+    """A store whose calls finish in microseconds with no network I/O (SQLite, in-process).
+
+    A server may call :meth:`Store.batch` of such a store on its event loop;
+    any other store it awaits through :meth:`Store.abatch`.
+    """
+
+
+@runtime_checkable
+class Clocked(Protocol):
+    """A store with its own notion of "now" (Unix seconds), which tests replace.
+
+    Expiry is decided by the store's clock; code that reports a remaining TTL
+    asks :func:`now`, which falls back to :func:`time.time`.
+    """
+
+    clock: Callable[[], float]
+
+
+def now(store: Store) -> float:
+    """``store``'s "now": its clock where it has one, else the system's."""
+    return store.clock() if isinstance(store, Clocked) else time.time()
+
+
+@runtime_checkable
+class AsyncClosing(Protocol):
+    """A store holding async connections too (per event loop), released by ``aclose``."""
+
+    async def aclose(self) -> None:
+        """:meth:`Store.close` from async code, closing this loop's connections as well."""
+
+
+async def aclose(store: Store) -> None:
+    """Close ``store`` from async code."""
+    if isinstance(store, AsyncClosing):
+        await store.aclose()
+    else:
+        store.close()
 
 
 @runtime_checkable

@@ -44,7 +44,7 @@ import stat
 import struct
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -66,7 +66,7 @@ from ..ops import (
     is_read_only,
 )
 from ..wire import MAX_BATCH
-from .base import UNCHANGED, Store, Sweeping, arevalidate, revalidate
+from .base import UNCHANGED, Clocked, Store, Sweeping, aclose, arevalidate, revalidate
 
 log = logging.getLogger("botwire")
 
@@ -242,12 +242,12 @@ class CachedStore(Store):
         self._seen: dict[str, int] = {}  # the highest version this process saw, per key
 
     @property
-    def clock(self) -> Any:  # expiry follows the origin's clock (tests move it)
-        return self.origin.clock
+    def clock(self) -> Callable[[], float]:  # expiry follows the origin's (tests move it)
+        return self.origin.clock if isinstance(self.origin, Clocked) else time.time
 
     @clock.setter
-    def clock(self, value: Any) -> None:
-        self.origin.clock = value
+    def clock(self, value: Callable[[], float]) -> None:
+        self.origin.clock = value  # type: ignore[attr-defined]
 
     def sweep(self, limit: int = 1000) -> int:
         return self.origin.sweep(limit) if isinstance(self.origin, Sweeping) else 0
@@ -257,7 +257,7 @@ class CachedStore(Store):
         self._cache.close()
 
     async def aclose(self) -> None:
-        await self.origin.aclose()
+        await aclose(self.origin)
         self._cache.close()
 
     # -- the primitive: a decision before and after each origin call -----------------

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import re
 import threading
 import time
@@ -50,6 +49,7 @@ from .._errors import (
 )
 from ..ops import Get, Idempotency, Op, Record, is_read_only
 from ..wire import key_path, op_to_json, record_from_json, result_from_json
+from ._backoff import Backoff
 from ._deadline import bounded, deadline
 from ._per_loop import PerLoop
 from .base import UNCHANGED, Store, _Unchanged
@@ -60,14 +60,13 @@ DEFAULT_BREAKER = 5.0  # seconds a dead server is remembered (at most ``timeout`
 _SECONDS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,6})?")
 
 
-def backoff(attempt: int, response: httpx.Response | None) -> float:
-    """Seconds to wait before attempt ``attempt + 1``: Retry-After, else full jitter."""
-    jitter = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
+def retry_after(response: httpx.Response | None) -> float:
+    """The seconds a 429 or 503 asks to wait (``Retry-After``), else 0."""
     if response is not None and response.status_code in (429, 503):
-        retry_after = response.headers.get("retry-after", "").strip()
-        if _SECONDS.fullmatch(retry_after):  # a floor: "0" must not make a retry storm
-            return max(float(retry_after), jitter)
-    return jitter
+        said = response.headers.get("retry-after", "").strip()
+        if _SECONDS.fullmatch(said):  # a floor: "0" must not make a retry storm
+            return float(said)
+    return 0.0
 
 
 def error_from(response: httpx.Response) -> BotwireError:
@@ -184,17 +183,18 @@ class HttpStore(Store):
 
     # -- the primitive: one decision (_pause), two drivers ----------------------------
 
-    def _budget(self) -> tuple[float, int]:
-        """(deadline, attempts) for a call; raises at once while the breaker is open."""
-        now = time.monotonic()
+    def _budget(self) -> tuple[Backoff, int]:
+        """(backoff, attempts) for a call; raises at once while the breaker is open."""
+        policy = Backoff(self.timeout, base=BACKOFF_BASE, cap=BACKOFF_CAP)
         if self._down_until:
+            now = time.monotonic()
             if now < self._down_until:
                 raise Unavailable(
                     f"{self._where()} did not answer within {self.timeout}s; not retried "
                     f"for {self._down_until - now:.1f}s more (the circuit breaker)"
                 )
-            return now + self.timeout, 1  # probing: one attempt
-        return now + self.timeout, 1000
+            return policy, 1  # probing: one attempt
+        return policy, 1000
 
     def _pause(
         self,
@@ -202,7 +202,7 @@ class HttpStore(Store):
         attempts: int,
         response: httpx.Response | None,
         failure: Exception,
-        deadline: float,
+        policy: Backoff,
         said: list[Exception],
     ) -> float:
         """How long to wait before the next attempt; raises once the budget is spent.
@@ -212,8 +212,8 @@ class HttpStore(Store):
         """
         if response is not None:
             said[:] = [failure]
-        pause = backoff(attempt, response)
-        if attempt + 1 >= attempts or time.monotonic() + pause > deadline:
+        pause = policy.pause(retry_after(response))
+        if attempt + 1 >= attempts or pause is None:
             error = _final(said[0] if said else failure, self._where())
             if type(error) is Unavailable and self.breaker > 0:
                 with self._down_lock:
@@ -237,12 +237,12 @@ class HttpStore(Store):
         self, method: str, path: str, body: bytes | None, headers: dict[str, str]
     ) -> httpx.Response:
         """The server's answer to one request, retried as the module docstring says."""
-        end, attempts = self._budget()
+        policy, attempts = self._budget()
         said: list[Exception] = []  # the server's last error answer in this call
         for attempt in range(attempts):
             response = None
             try:
-                with deadline(end):
+                with deadline(policy.deadline):
                     response = self._client.request(method, path, content=body, headers=headers)
             except httpx.TransportError as exc:
                 failure: Exception = exc
@@ -252,7 +252,7 @@ class HttpStore(Store):
                 if response.status_code not in RETRY_STATUSES:
                     return self._answered(response)
                 failure = error_from(response)
-            time.sleep(self._pause(attempt, attempts, response, failure, end, said))
+            time.sleep(self._pause(attempt, attempts, response, failure, policy, said))
         raise Unavailable(f"{self._where()}: too many retries")
 
     async def _asend(
@@ -260,12 +260,12 @@ class HttpStore(Store):
     ) -> httpx.Response:
         """Async :meth:`_send`."""
         client = await self._async_client()
-        end, attempts = self._budget()
+        policy, attempts = self._budget()
         said: list[Exception] = []  # the server's last error answer in this call
         for attempt in range(attempts):
             response = None
             try:
-                with deadline(end):
+                with deadline(policy.deadline):
                     response = await client.request(method, path, content=body, headers=headers)
             except httpx.TransportError as exc:
                 failure: Exception = exc
@@ -275,7 +275,7 @@ class HttpStore(Store):
                 if response.status_code not in RETRY_STATUSES:
                     return self._answered(response)
                 failure = error_from(response)
-            await asyncio.sleep(self._pause(attempt, attempts, response, failure, end, said))
+            await asyncio.sleep(self._pause(attempt, attempts, response, failure, policy, said))
         raise Unavailable(f"{self._where()}: too many retries")
 
     def batch(

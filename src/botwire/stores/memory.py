@@ -36,7 +36,7 @@ from ..ops import (
     is_read_only,
 )
 from . import _logic
-from .base import Limits, Store
+from .base import Limits, LocalIO, Store
 
 
 @dataclass(slots=True)
@@ -67,10 +67,8 @@ class _Space:
         return sum(len(k) + len(f) + len(r) for k, (f, r, _) in self.claims.items())
 
 
-class MemoryStore(Store):
+class MemoryStore(Store, LocalIO):
     """Items of every namespace in a dict of dicts; nothing touches the disk."""
-
-    local_io = True
 
     def __init__(
         self, *, clock: Callable[[], float] = time.time, limits: Limits | None = None

@@ -26,11 +26,9 @@
 
 from __future__ import annotations
 
-import functools
-import random
 import time
 from collections.abc import Callable, Generator, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -44,24 +42,16 @@ from .._errors import (
     Unavailable,
 )
 from ..ops import (
-    Append,
-    Changes,
-    Clear,
     Count,
-    Delete,
     Get,
     Idempotency,
-    Incr,
     ListKeys,
-    NamespaceStats,
     Op,
-    Put,
     Scan,
-    Stats,
-    Touch,
     is_read_only,
 )
-from . import _logic, _sql
+from . import _sql
+from ._backoff import Backoff
 from ._per_loop import PerLoop
 from ._postgres_schema import SCHEMA_VERSION, migrate
 from .base import Limits, Store
@@ -69,14 +59,6 @@ from .base import Limits, Store
 # A plan yields (sql, params) and receives the rows (or the row count) back.
 Plan = Generator[tuple[str, Sequence[Any]], Any, Any]
 
-_LOCK_NAMESPACE = (
-    "INSERT INTO botwire_ns_stats (ns) VALUES (%s) ON CONFLICT (ns) "
-    "DO UPDATE SET ns = excluded.ns RETURNING bytes, day, writes"
-)
-_COUNT_WRITES = (
-    "UPDATE botwire_ns_stats SET writes = CASE WHEN day = %s THEN writes + %s ELSE %s END, "
-    "day = %s WHERE ns = %s RETURNING writes, bytes"
-)
 _RETRY_ALWAYS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 
 
@@ -98,6 +80,7 @@ class PostgresStore(Store):
         self.timeout = float(timeout)
         self.clock = clock
         self.limits = limits if limits and limits.active else None
+        self._scope = _sql.Scope(_sql.POSTGRES, self.limits, True)  # the schema keeps counters
         self._sweep_interval = sweep_interval
         self._last_sweep = 0.0
         self._pool_size = pool_size
@@ -151,8 +134,8 @@ class PostgresStore(Store):
         single: bool = False,
     ) -> Any:
         """Run a plan in one transaction (``single``: one statement, no transaction needed)."""
-        deadline = time.monotonic() + self.timeout
-        for attempt in range(1000):
+        policy = Backoff(self.timeout, base=0.005, cap=0.5)
+        while True:
             if self._closed:
                 raise StoreClosed("the store is closed")
             try:
@@ -166,8 +149,7 @@ class PostgresStore(Store):
             except BotwireError:
                 raise
             except Exception as exc:
-                time.sleep(self._retry(exc, attempt, deadline, retry_lost))
-        raise Unavailable("PostgreSQL: too many retries")
+                time.sleep(self._retry(exc, policy, retry_lost))
 
     async def _arun(
         self,
@@ -181,8 +163,8 @@ class PostgresStore(Store):
         import asyncio
 
         pool = await self._async_pools.get()
-        deadline = time.monotonic() + self.timeout
-        for attempt in range(1000):
+        policy = Backoff(self.timeout, base=0.005, cap=0.5)
+        while True:
             if self._closed:
                 raise StoreClosed("the store is closed")
             try:
@@ -196,10 +178,9 @@ class PostgresStore(Store):
             except BotwireError:
                 raise
             except Exception as exc:
-                await asyncio.sleep(self._retry(exc, attempt, deadline, retry_lost))
-        raise Unavailable("PostgreSQL: too many retries")
+                await asyncio.sleep(self._retry(exc, policy, retry_lost))
 
-    def _retry(self, exc: Exception, attempt: int, deadline: float, retry_lost: bool) -> float:
+    def _retry(self, exc: Exception, policy: Backoff, retry_lost: bool) -> float:
         """How long to wait before trying again; raises when that is not safe or too late."""
         if isinstance(exc, _RETRY_ALWAYS):
             pass  # rolled back for certain: always safe to run again
@@ -215,8 +196,8 @@ class PostgresStore(Store):
             raise StoreError(f"PostgreSQL: {exc}") from exc
         else:
             raise exc
-        pause = random.uniform(0, min(0.5, 0.005 * 2**attempt))
-        if time.monotonic() + pause > deadline:
+        pause = policy.pause()
+        if pause is None:
             raise Unavailable(f"PostgreSQL: gave up after {self.timeout}s ({exc})") from exc
         return pause
 
@@ -262,138 +243,13 @@ class PostgresStore(Store):
             read_only=False,
         )
 
-    # -- plans: batches -------------------------------------------------------------------
+    # -- plans: every op, the read and the write bodies and the sweep are in _sql ---------
 
     def _read(self, ns: str, ops: Sequence[Op]) -> Plan:
-        now = self.clock()
-        budget = _logic.AnswerBudget(self.limits)
-        results = []
-        for op in ops:
-            results.append(budget.take((yield from self._apply(ns, op, now, budget))))
-        return results
-
-    def _apply(self, ns: str, op: Op, now: float, budget: _logic.AnswerBudget) -> Plan:
-        if type(op) is Scan:  # counted row by row: a scan is refused before it is whole
-            return (yield from self._scan(ns, op, now, budget))
-        return (yield from self._handlers[type(op)](self, ns, op, now))
+        return (yield from _sql.read(self._scope, ns, ops, self.clock()))
 
     def _write(self, ns: str, ops: Sequence[Op], idem: Idempotency | None, now: float) -> Plan:
-        ((bytes_before, _, _),) = yield (_LOCK_NAMESPACE, (ns,))  # held until commit
-        if idem is not None:
-            rows = yield (
-                "SELECT fingerprint, results FROM botwire_idempotency "
-                "WHERE ns = %s AND key = %s AND claimed_at > %s",
-                (ns, idem.key, now - _logic.IDEMPOTENCY_TTL),
-            )
-            if rows:  # a repeat: the writes' answers as recorded, the reads run again
-                _logic.check_replay(idem.fingerprint, rows[0][0], idem.key)
-                replay, reads = _logic.replayed(ops, bytes(rows[0][1]))
-                budget = _logic.AnswerBudget(self.limits)
-                for i in reads:
-                    replay[i] = budget.take((yield from self._apply(ns, ops[i], now, budget)))
-                return replay
-        guarded = _logic.guarded_keys(ops)
-        if guarded:
-            live = yield from _sql.live_versions(_sql.POSTGRES, ns, guarded, now)
-            _logic.check_conflicts(ops, lambda key: live.get(key, 0))
-        budget = _logic.AnswerBudget(self.limits)
-        results = []
-        for op in ops:
-            results.append(budget.take((yield from self._apply(ns, op, now, budget))))
-        if idem is not None:  # in this transaction; bounded per namespace, oldest out first
-            yield (
-                "INSERT INTO botwire_idempotency VALUES (%s, %s, %s, %s, %s) "
-                "ON CONFLICT (ns, key) DO UPDATE SET fingerprint = excluded.fingerprint, "
-                "results = excluded.results, claimed_at = excluded.claimed_at",
-                (ns, idem.key, idem.fingerprint, _logic.replay_record(ops, results), now),
-            )
-            cap = _logic.replay_cap(self.limits)
-            for _ in range(_logic.MAX_EVICTION_ROUNDS):
-                ((held,),) = yield ("SELECT replay FROM botwire_ns_stats WHERE ns = %s", (ns,))
-                if held <= cap:
-                    break
-                yield (
-                    "DELETE FROM botwire_idempotency WHERE (ns, key) IN (SELECT ns, key "
-                    "FROM botwire_idempotency WHERE ns = %s AND key <> %s "
-                    "ORDER BY claimed_at LIMIT 64)",
-                    (ns, idem.key),
-                )
-        writes = _logic.writes_in(ops, results)
-        day = _logic.utc_day(now)
-        ((writes_today, bytes_after),) = yield (_COUNT_WRITES, (day, writes, writes, day, ns))
-        if self.limits is not None:
-            _logic.check_limits(
-                self.limits,
-                writes_today=writes_today,
-                bytes_before=bytes_before,
-                bytes_after=bytes_after,
-                now=now,
-            )
-        return results
-
-    # -- plans: one operation each ----------------------------------------------------------
-
-    # Every op is written once, for both SQL stores, as a plan (_sql).
-
-    def _get(self, ns: str, op: Get, now: float) -> Plan:
-        return (yield from _sql.get(_sql.POSTGRES, ns, op, now))
-
-    def _put(self, ns: str, op: Put, now: float) -> Plan:
-        return (yield from _sql.put(_sql.POSTGRES, ns, op, now, self.limits))
-
-    def _delete(self, ns: str, op: Delete, now: float) -> Plan:
-        return (yield from _sql.delete(_sql.POSTGRES, ns, op, now))
-
-    def _read_modify_write(self, ns: str, op: Incr | Append, now: float) -> Plan:
-        return (yield from _sql.read_modify_write(_sql.POSTGRES, ns, op, now, self.limits))
-
-    def _touch(self, ns: str, op: Touch, now: float) -> Plan:
-        return (yield from _sql.touch(_sql.POSTGRES, ns, op, now))
-
-    # The key-range ops and the change feed are written once, for both SQL stores (_sql).
-
-    def _list(self, ns: str, op: ListKeys, now: float) -> Plan:
-        return (yield from _sql.list_keys(_sql.POSTGRES, ns, op, now))
-
-    def _scan(
-        self, ns: str, op: Scan, now: float, budget: _logic.AnswerBudget | None = None
-    ) -> Plan:
-        budget = budget or _logic.AnswerBudget(None)
-        return (yield from _sql.scan(_sql.POSTGRES, ns, op, now, budget))
-
-    def _count(self, ns: str, op: Count | Clear, now: float) -> Plan:
-        return (yield from _sql.count(_sql.POSTGRES, ns, op, now))
-
-    def _clear(self, ns: str, op: Clear, now: float) -> Plan:
-        return (yield from _sql.clear(_sql.POSTGRES, ns, op, now))
-
-    def _stats(self, ns: str, op: Stats, now: float) -> Plan:
-        keys = yield from self._count(ns, Count(), now)
-        rows = yield ("SELECT bytes, day, writes FROM botwire_ns_stats WHERE ns = %s", (ns,))
-        if not rows:
-            return NamespaceStats(keys, 0, 0)
-        size, day, writes = rows[0]
-        return NamespaceStats(keys, int(size), int(writes) if day == _logic.utc_day(now) else 0)
-
-    def _changes(self, ns: str, op: Changes, now: float) -> Plan:
-        return (yield from _sql.changes(_sql.POSTGRES, ns, op))
-
-    _handlers: ClassVar[dict[type, Callable[..., Plan]]] = {
-        Get: _get,
-        Put: _put,
-        Delete: _delete,
-        Incr: _read_modify_write,
-        Append: _read_modify_write,
-        Touch: _touch,
-        ListKeys: _list,
-        Scan: _scan,
-        Count: _count,
-        Clear: _clear,
-        Stats: _stats,
-        Changes: _changes,
-    }
-
-    # -- sweeping ---------------------------------------------------------------------------
+        return (yield from _sql.write(self._scope, ns, ops, idem, now))
 
     def _maybe_sweep(self) -> None:
         now = self.clock()
@@ -404,56 +260,9 @@ class PostgresStore(Store):
     def sweep(self, limit: int = 1000) -> int:
         """Delete up to ``limit`` expired items (each namespace under its lock), prune the feed."""
         now = self.clock()
-
-        def expired() -> Plan:
-            rows = yield (
-                "SELECT DISTINCT ns FROM (SELECT ns FROM botwire_items "
-                "WHERE expires_at <= %s LIMIT %s) AS due",
-                (now, limit),
-            )
-            return [row[0] for row in rows]
-
-        def sweep_namespace(ns: str, most: int) -> Plan:
-            yield (_LOCK_NAMESPACE, (ns,))  # the order every writer takes: no deadlock
-            return (
-                yield (
-                    "DELETE FROM botwire_items WHERE ctid IN (SELECT ctid FROM botwire_items "
-                    "WHERE ns = %s AND expires_at <= %s LIMIT %s)",
-                    (ns, now, most),
-                )
-            )
-
-        def prune() -> Plan:
-            yield (
-                "INSERT INTO botwire_seq_marks SELECT %s, last_value FROM botwire_version",
-                (now,),
-            )
-            rows = yield (
-                "SELECT at, seq FROM botwire_seq_marks WHERE at <= %s ORDER BY seq DESC LIMIT 1",
-                (now - _logic.TOMBSTONE_TTL,),
-            )
-            if rows:
-                at, cutoff = rows[0]
-                yield ("DELETE FROM botwire_tombstones WHERE version <= %s", (cutoff,))
-                yield (
-                    "UPDATE botwire_meta SET v = greatest(v, %s) WHERE k = 'pruned'",
-                    (cutoff,),
-                )
-                yield ("DELETE FROM botwire_seq_marks WHERE at < %s", (at,))
-            yield (
-                "DELETE FROM botwire_idempotency WHERE claimed_at <= %s",
-                (now - _logic.IDEMPOTENCY_TTL,),
-            )
-
-        removed = 0
-        for ns in self._run(expired, retry_lost=True, read_only=True):
-            most = limit - removed
-            if most <= 0:
-                break
-            removed += self._run(
-                functools.partial(sweep_namespace, ns, most), retry_lost=True, read_only=False
-            )
-        self._run(prune, retry_lost=True, read_only=False)
+        removed: int = self._run(
+            lambda: _sql.sweep(_sql.POSTGRES, now, limit), retry_lost=True, read_only=False
+        )
         return removed
 
 

@@ -24,14 +24,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import random
 import sqlite3
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from .._errors import (
     BotwireError,
@@ -42,40 +41,22 @@ from .._errors import (
     Unavailable,
 )
 from ..ops import (
-    Append,
-    ChangePage,
-    Changes,
-    Clear,
-    Count,
-    Delete,
     Get,
     Idempotency,
-    Incr,
-    ListKeys,
-    NamespaceStats,
     Op,
     Put,
     Record,
-    Scan,
-    Stats,
-    Touch,
     is_read_only,
 )
-from . import _logic, _sql, _sqlite_schema
+from . import _sql, _sqlite_schema
+from ._backoff import Backoff
 from ._sqlite_schema import ITEMS_TABLE, SCHEMA_VERSION
-from .base import GroupItem, Limits, Store
+from .base import GroupItem, Limits, LocalIO, Store
 
 __all__ = ["ITEMS_TABLE", "SCHEMA_VERSION", "SqliteStore"]
 
 log = logging.getLogger("botwire")
 
-# The columns of a Record, in its order; the TTL only where a write needs it.
-# A key that expired but was not swept yet counts as new: created_at starts again.
-_COUNT_WRITES = (
-    "INSERT INTO ns_stats (ns, day, writes) VALUES (?, ?, ?) ON CONFLICT (ns) DO UPDATE SET "
-    "writes = CASE WHEN day = excluded.day THEN writes + excluded.writes ELSE excluded.writes END, "
-    "day = excluded.day RETURNING writes, bytes"
-)
 _SWEEP_BATCH = 500
 _SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
 
@@ -89,10 +70,8 @@ class _WouldWait(Exception):
     """The writer lock is taken (``batch_group(wait=False)`` then returns ``None``)."""
 
 
-class SqliteStore(Store):
+class SqliteStore(Store, LocalIO):
     """Items of every namespace in one SQLite file at ``path``."""
-
-    local_io = True
 
     def __init__(
         self,
@@ -128,6 +107,7 @@ class SqliteStore(Store):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         # Limits need the per-namespace counters; a file a server made keeps them anyway.
         self.accounting = self._run(self._init_schema, accounting or self.limits is not None)
+        self._scope = _sql.Scope(_sql.SQLITE, self.limits, self.accounting)
 
     # -- connections ---------------------------------------------------------------
 
@@ -261,19 +241,10 @@ class SqliteStore(Store):
         return removed
 
     def _sweep(self, conn: sqlite3.Connection, limit: int) -> int:
-        now = self.clock()
         conn.execute("BEGIN IMMEDIATE")
-        removed = conn.execute(
-            "DELETE FROM items WHERE rowid IN "
-            "(SELECT rowid FROM items WHERE expires_at <= ? LIMIT ?)",
-            (now, limit),
-        ).rowcount
-        self._prune_tombstones(conn, now)
-        conn.execute(
-            "DELETE FROM idempotency WHERE claimed_at <= ?", (now - _logic.IDEMPOTENCY_TTL,)
-        )
+        removed: int = _sql.drive(conn, _sql.sweep(_sql.SQLITE, self.clock(), limit))
         conn.execute("COMMIT")
-        return int(removed)
+        return removed
 
     def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Call ``fn(conn, *args)``, retrying while the file is locked; map sqlite errors.
@@ -282,8 +253,7 @@ class SqliteStore(Store):
         after it share one deadline (each retry gets the busy handler's share
         that is left).
         """
-        deadline = time.monotonic() + self.timeout
-        delay = 0.001
+        policy = Backoff(self.timeout, base=0.001, cap=0.05)
         shortened: sqlite3.Connection | None = None
         try:
             while True:
@@ -295,14 +265,13 @@ class SqliteStore(Store):
                     _rollback(conn)
                     if not _is_busy(exc):
                         raise _mapped(exc) from exc
-                    left = deadline - time.monotonic()
-                    if left <= 0:
+                    pause = policy.pause()
+                    if pause is None:
                         raise Unavailable(f"{self.path} stayed locked for {self.timeout}s") from exc
-                    time.sleep(min(random.uniform(0, delay), left))
-                    delay = min(delay * 2, 0.05)
+                    time.sleep(pause)
                     if conn is not None:  # the busy handler may wait only what is left
                         shortened = conn
-                        _busy_timeout(conn, deadline - time.monotonic())
+                        _busy_timeout(conn, policy.left())
                 except sqlite3.Error as exc:
                     _rollback(conn)
                     raise _mapped(exc) from exc
@@ -314,10 +283,8 @@ class SqliteStore(Store):
                 _busy_timeout(shortened, self.timeout)
 
     def _read(self, conn: sqlite3.Connection, ns: str, ops: Sequence[Op]) -> list[Any]:
-        now = self.clock()
         conn.execute("BEGIN")  # one snapshot for every read of the batch
-        budget = _logic.AnswerBudget(self.limits)
-        results = [budget.take(self._apply(conn, ns, op, now, budget)) for op in ops]
+        results: list[Any] = _sql.drive(conn, _sql.read(self._scope, ns, ops, self.clock()))
         conn.execute("COMMIT")
         return results
 
@@ -325,7 +292,7 @@ class SqliteStore(Store):
         self, conn: sqlite3.Connection, ns: str, ops: Sequence[Op], idem: Idempotency | None
     ) -> list[Any]:
         conn.execute("BEGIN IMMEDIATE")
-        results = self._apply_batch(conn, ns, ops, idem, self.clock())
+        results: list[Any] = _sql.drive(conn, _sql.write(self._scope, ns, ops, idem, self.clock()))
         conn.execute("COMMIT")
         return results
 
@@ -344,7 +311,7 @@ class SqliteStore(Store):
         for ns, ops, idem in group:
             conn.execute("SAVEPOINT one")
             try:
-                answers.append(self._apply_batch(conn, ns, ops, idem, now))
+                answers.append(_sql.drive(conn, _sql.write(self._scope, ns, ops, idem, now)))
             except Exception as exc:
                 if not conn.in_transaction:
                     raise  # SQLite rolled the whole transaction back
@@ -354,185 +321,13 @@ class SqliteStore(Store):
         conn.execute("COMMIT")
         return answers
 
-    def _apply_batch(
-        self,
-        conn: sqlite3.Connection,
-        ns: str,
-        ops: Sequence[Op],
-        idem: Idempotency | None,
-        now: float,
-    ) -> list[Any]:
-        """The body of a write transaction: replay, checks, ops, the replay record, limits.
-
-        The idempotency record is written in this same transaction: after a crash
-        the key is either absent (a retry applies the batch once) or present with
-        its answer (a retry replays it). Writers hold the file's write lock, so a
-        duplicate waits for the first and then replays it.
-        """
-        budget = _logic.AnswerBudget(self.limits)
-        if idem is not None:
-            row = conn.execute(
-                "SELECT fingerprint, results FROM idempotency "
-                "WHERE ns = ? AND key = ? AND claimed_at > ?",
-                (ns, idem.key, now - _logic.IDEMPOTENCY_TTL),
-            ).fetchone()
-            if row is not None:
-                _logic.check_replay(idem.fingerprint, row[0], idem.key)
-                results, reads = _logic.replayed(ops, row[1])
-                for i in reads:
-                    results[i] = budget.take(self._apply(conn, ns, ops[i], now, budget))
-                return results
-        guarded = _logic.guarded_keys(ops)
-        if guarded:
-            versions = _sql.drive(conn, _sql.live_versions(_sql.SQLITE, ns, guarded, now))
-            _logic.check_conflicts(ops, lambda key: versions.get(key, 0))
-        limits = self.limits
-        if limits is not None:
-            row = conn.execute("SELECT bytes FROM ns_stats WHERE ns = ?", (ns,)).fetchone()
-            bytes_before = 0 if row is None else row[0]
-        results = [budget.take(self._apply(conn, ns, op, now, budget)) for op in ops]
-        if idem is not None:
-            self._record(conn, ns, idem, _logic.replay_record(ops, results), now)
-        if limits is not None:
-            # In the same transaction as the writes: no race lets one more through.
-            writes = _logic.writes_in(ops, results)
-            writes_today, bytes_after = conn.execute(
-                _COUNT_WRITES, (ns, _logic.utc_day(now), writes)
-            ).fetchall()[0]
-            _logic.check_limits(
-                limits,
-                writes_today=writes_today,
-                bytes_before=bytes_before,
-                bytes_after=bytes_after,
-                now=now,
-            )
-        return results
-
-    def _record(
-        self, conn: sqlite3.Connection, ns: str, idem: Idempotency, record: bytes, now: float
-    ) -> None:
-        """Keep a batch's replay record; past the namespace's bound, drop its oldest."""
-        conn.execute("DELETE FROM idempotency WHERE ns = ? AND key = ?", (ns, idem.key))  # expired
-        conn.execute(
-            "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?)",
-            (ns, idem.key, idem.fingerprint, record, now),
-        )
-        if not self.accounting:
-            return
-        cap = _logic.replay_cap(self.limits)
-        for _ in range(_logic.MAX_EVICTION_ROUNDS):
-            (held,) = conn.execute("SELECT replay FROM ns_stats WHERE ns = ?", (ns,)).fetchone()
-            if held <= cap:
-                return
-            conn.execute(
-                "DELETE FROM idempotency WHERE rowid IN (SELECT rowid FROM idempotency "
-                "WHERE ns = ? AND key != ? ORDER BY claimed_at LIMIT 64)",
-                (ns, idem.key),
-            )
-
-    @staticmethod
-    def _prune_tombstones(conn: sqlite3.Connection, now: float) -> None:
-        conn.execute("INSERT INTO seq_marks SELECT ?, v FROM meta WHERE k = 'seq'", (now,))
-        old = now - _logic.TOMBSTONE_TTL
-        row = conn.execute(
-            "SELECT at, seq FROM seq_marks WHERE at <= ? ORDER BY seq DESC LIMIT 1", (old,)
-        ).fetchone()
-        if row is not None:
-            at, cutoff = row
-            conn.execute("DELETE FROM tombstones WHERE version <= ?", (cutoff,))
-            conn.execute("UPDATE meta SET v = max(v, ?) WHERE k = 'pruned'", (cutoff,))
-            conn.execute("DELETE FROM seq_marks WHERE at < ?", (at,))
-
-    # -- one operation each: (conn, namespace, op, now) -> result --------------------
-
-    def _apply(
-        self,
-        conn: sqlite3.Connection,
-        ns: str,
-        op: Op,
-        now: float,
-        budget: _logic.AnswerBudget,
-    ) -> Any:
-        if type(op) is Scan:  # counted row by row: a scan is refused before it is whole
-            return self._scan(conn, ns, op, now, budget)
-        return self._handlers[type(op)](self, conn, ns, op, now)
-
-    # Every op is written once, for both SQL stores, as a plan (_sql); these drive them.
+    # The two commonest calls, straight to their plans (_sql) without a transaction.
 
     def _get(self, conn: sqlite3.Connection, ns: str, op: Get, now: float) -> Record | None:
         return _sql.drive(conn, _sql.get(_sql.SQLITE, ns, op, now))  # type: ignore[no-any-return]
 
     def _put(self, conn: sqlite3.Connection, ns: str, op: Put, now: float) -> int:
-        plan = _sql.put(_sql.SQLITE, ns, op, now, self.limits)
-        return _sql.drive(conn, plan)  # type: ignore[no-any-return]
-
-    def _delete(self, conn: sqlite3.Connection, ns: str, op: Delete, now: float) -> bool:
-        return _sql.drive(conn, _sql.delete(_sql.SQLITE, ns, op, now))  # type: ignore[no-any-return]
-
-    def _touch(self, conn: sqlite3.Connection, ns: str, op: Touch, now: float) -> bool:
-        return _sql.drive(conn, _sql.touch(_sql.SQLITE, ns, op, now))  # type: ignore[no-any-return]
-
-    def _read_modify_write(
-        self, conn: sqlite3.Connection, ns: str, op: Incr | Append, now: float
-    ) -> Any:
-        plan = _sql.read_modify_write(_sql.SQLITE, ns, op, now, self.limits)
-        return _sql.drive(conn, plan)
-
-    # The key-range ops and the change feed are written once, for both SQL stores (_sql).
-
-    def _list(self, conn: sqlite3.Connection, ns: str, op: ListKeys, now: float) -> list[str]:
-        return _sql.drive(conn, _sql.list_keys(_sql.SQLITE, ns, op, now))  # type: ignore[no-any-return]
-
-    def _scan(
-        self,
-        conn: sqlite3.Connection,
-        ns: str,
-        op: Scan,
-        now: float,
-        budget: _logic.AnswerBudget | None = None,
-    ) -> list[tuple[str, Record]]:
-        budget = budget or _logic.AnswerBudget(None)
-        return _sql.drive(conn, _sql.scan(_sql.SQLITE, ns, op, now, budget))  # type: ignore[no-any-return]
-
-    def _count(self, conn: sqlite3.Connection, ns: str, op: Count | Clear, now: float) -> int:
-        return _sql.drive(conn, _sql.count(_sql.SQLITE, ns, op, now))  # type: ignore[no-any-return]
-
-    def _clear(self, conn: sqlite3.Connection, ns: str, op: Clear, now: float) -> int:
-        return _sql.drive(conn, _sql.clear(_sql.SQLITE, ns, op, now))  # type: ignore[no-any-return]
-
-    def _stats(self, conn: sqlite3.Connection, ns: str, op: Stats, now: float) -> NamespaceStats:
-        keys = self._count(conn, ns, Count(), now)
-        if self.accounting:
-            row = conn.execute(
-                "SELECT bytes, day, writes FROM ns_stats WHERE ns = ?", (ns,)
-            ).fetchone()
-            if row is None:
-                return NamespaceStats(keys, 0, 0)
-            return NamespaceStats(keys, row[0], row[2] if row[1] == _logic.utc_day(now) else 0)
-        (size,) = conn.execute(
-            "SELECT coalesce(sum(length(CAST(key AS BLOB)) + length(value)), 0) FROM items "
-            "WHERE ns = ?",
-            (ns,),
-        ).fetchone()
-        return NamespaceStats(keys, size, 0)
-
-    def _changes(self, conn: sqlite3.Connection, ns: str, op: Changes, now: float) -> ChangePage:
-        return _sql.drive(conn, _sql.changes(_sql.SQLITE, ns, op))  # type: ignore[no-any-return]
-
-    _handlers: ClassVar[dict[type, Callable[..., Any]]] = {
-        Get: _get,
-        Put: _put,
-        Delete: _delete,
-        Incr: _read_modify_write,
-        Append: _read_modify_write,
-        Touch: _touch,
-        ListKeys: _list,
-        Scan: _scan,
-        Count: _count,
-        Clear: _clear,
-        Stats: _stats,
-        Changes: _changes,
-    }
+        return _sql.drive(conn, _sql.put(_sql.SQLITE, ns, op, now, None))  # type: ignore[no-any-return]
 
 
 _STORES: weakref.WeakSet[SqliteStore] = weakref.WeakSet()
