@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from botwire import InvalidRequest, UnsupportedMediaType
 from botwire.ops import Append, Delete, Get, Idempotency, Incr, Op, Put, Touch
-from botwire.stores import LocalIO, Store
+from botwire.stores import GroupCommit, LocalIO, Store
 from botwire.wire import (
     check_key,
     check_namespace,
@@ -84,7 +84,7 @@ async def write(
         ).hexdigest()
         idempotency = Idempotency(idempotency_key, fingerprint)
     store = store_of(request)
-    if not isinstance(store, LocalIO):  # PostgreSQL: concurrent transactions, real async I/O
+    if not isinstance(store, GroupCommit):
         return await store.abatch(namespace, ops, idempotency=idempotency)
     # Every write, keyed or not, joins the group commit (see writes.py).
     results: list[Any] = await request.app.state.writes.submit(namespace, ops, idempotency)

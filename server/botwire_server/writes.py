@@ -5,10 +5,14 @@ runs atomically on its own (a savepoint inside the group's transaction) and
 fails on its own, whatever it raises; every answer is sent only after the
 group's commit, so an acknowledged write is as durable as a lone one. Keyed
 writes (``Idempotency-Key``) join too: their replay record is written in their
-own savepoint. A write that arrives alone runs at once on the event loop; a
-group runs in a thread, so the loop goes on receiving the next group while this
-one waits for its fsync. If the group's transaction itself fails (a full disk),
-each batch is tried alone, so one batch never fails another.
+own savepoint. Every store with :class:`~botwire.stores.GroupCommit` (SQLite
+and PostgreSQL) gets its writes this way. On SQLite a cheap write that arrives
+alone runs at once on the event loop; otherwise a group runs in a thread, so
+the loop goes on receiving the next group while this one waits for its
+commit. If the group's transaction itself fails on SQLite (a full disk), each
+batch is tried alone, so one batch never fails another; PostgreSQL retries
+the group where that is safe and otherwise answers every batch with the
+failure, as it would a lone one.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from botwire.ops import Idempotency, Op
-from botwire.stores import Store
+from botwire.stores import LocalIO, Store
 from botwire.stores.base import GroupItem, batch_group
 
 from .deps import quick
@@ -54,10 +58,12 @@ class WriteQueue:
 
     async def _commit(self, group: list[tuple[GroupItem, asyncio.Future[list[Any]]]]) -> None:
         batches = [batch for batch, _ in group]
+        local = isinstance(self.store, LocalIO)
         try:
             answers = None
-            if len(batches) == 1 and quick(batches[0][1]):  # alone and cheap: on the loop,
-                answers = batch_group(self.store, batches, wait=False)  # unless a writer waits
+            if len(batches) == 1 and local and quick(batches[0][1]):  # alone, cheap, local:
+                answers = batch_group(self.store, batches, wait=False)  # on the loop, unless
+                # another writer holds the file
             if answers is None:
                 answers = await run_in_threadpool(batch_group, self.store, batches)
             assert answers is not None

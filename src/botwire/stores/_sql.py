@@ -18,9 +18,11 @@ transactions and locks, and the drivers.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+import logging
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, NamedTuple
 
+from .._errors import BotwireError, StoreError
 from ..ops import (
     Append,
     Change,
@@ -42,7 +44,9 @@ from ..ops import (
     Touch,
 )
 from . import _logic
-from .base import Limits
+from .base import GroupItem, Limits
+
+log = logging.getLogger("botwire")
 
 Plan = Generator[tuple[str, Any], Any, Any]
 
@@ -425,6 +429,38 @@ def _remember(s: Scope, ns: str, idem: Idempotency, record_: bytes, now: float) 
         )
 
 
+def write_group(s: Scope, group: Sequence[GroupItem], now: float) -> Plan:
+    """Several write batches in one transaction, each atomic and failing on its own.
+
+    Each batch runs in a savepoint: whatever it raises (a ``Conflict``, a
+    limit, a statement the driver classifies as the batch's own failure)
+    undoes that batch alone and becomes its answer. The namespaces are locked
+    first, in order, so groups, lone writes and the sweep never deadlock.
+    """
+    d = s.dialect
+    if d.lock_namespace is not None:
+        for ns in sorted({ns for ns, _, _ in group}):
+            yield (d.lock_namespace, (ns,))
+    answers: list[list[Any] | BotwireError] = []
+    for ns, ops, idem in group:
+        yield ("SAVEPOINT one", ())
+        try:
+            answers.append((yield from write(s, ns, ops, idem, now)))
+        except Exception as exc:
+            yield ("ROLLBACK TO SAVEPOINT one", ())
+            answers.append(batch_error(exc))
+        yield ("RELEASE SAVEPOINT one", ())
+    return answers
+
+
+def batch_error(exc: Exception) -> BotwireError:
+    """What one batch of a group answers when it raised ``exc`` (the others go on)."""
+    if isinstance(exc, BotwireError):
+        return exc
+    log.exception("a write batch failed (it alone was rolled back)")
+    return StoreError(f"the batch failed: {type(exc).__name__}")
+
+
 # -- the sweep ----------------------------------------------------------------------------------
 
 
@@ -475,12 +511,40 @@ def _prune(d: Dialect, now: float) -> Plan:
     )
 
 
-def drive(conn: Any, plan: Plan) -> Any:
-    """Run ``plan`` on a DB-API connection: each statement, and its rows (or row count) back."""
+# What a driver makes of a statement's exception: a BotwireError the plan may catch (the
+# statement failed, its transaction goes on), or None to end the plan with the exception.
+Classify = Callable[[Any, Exception], BotwireError | None]
+
+
+def fatal(conn: Any, exc: Exception) -> BotwireError | None:
+    """Every failed statement ends the plan (the default)."""
+    return None
+
+
+def drive(conn: Any, plan: Plan, classify: Classify = fatal) -> Any:
+    """Run ``plan`` on a DB-API connection: each statement, and its rows (or row count) back.
+
+    A statement that fails raises into the plan what ``classify`` makes of it,
+    or ends the plan with the original exception.
+    """
     try:
         step = plan.send(None)
         while True:
-            cursor = conn.execute(*step)
+            try:
+                cursor = conn.execute(*step)
+            except Exception as exc:
+                local = classify(conn, exc)
+                if local is None:
+                    plan.close()
+                    raise
+                step = throw(plan, local, exc)
+                continue
             step = plan.send(cursor.fetchall() if cursor.description else cursor.rowcount)
     except StopIteration as done:
         return done.value
+
+
+def throw(plan: Plan, error: BotwireError, cause: Exception) -> tuple[str, Any]:
+    """Raise ``error`` (caused by ``cause``) inside ``plan``; its next statement."""
+    error.__cause__ = cause
+    return plan.throw(error)

@@ -14,6 +14,10 @@
   keep bytes per namespace and tombstones in the statement that writes an item.
 * ``Idempotency``: the request's results are stored in the write's own
   transaction; a repeat waits for the first (the namespace lock), then replays.
+* ``batch_group`` (the server's group commit): the batches that arrived
+  together lock their namespaces in order, run each in a savepoint, and share
+  one commit. Writers to one namespace then queue for one commit per group,
+  not one each.
 * Reads see one snapshot (``REPEATABLE READ``). Deadlocks and serialization
   failures are retried; a lost connection is retried for reads and for writes
   carrying an idempotency key, else reported as ``Unavailable`` (the outcome is
@@ -54,7 +58,7 @@ from . import _sql
 from ._backoff import Backoff
 from ._per_loop import PerLoop
 from ._postgres_schema import SCHEMA_VERSION, migrate
-from .base import Limits, Store
+from .base import GroupItem, Limits, Store
 
 # A plan yields (sql, params) and receives the rows (or the row count) back.
 Plan = Generator[tuple[str, Sequence[Any]], Any, Any]
@@ -132,6 +136,7 @@ class PostgresStore(Store):
         retry_lost: bool,
         read_only: bool,
         single: bool = False,
+        classify: _sql.Classify = _sql.fatal,
     ) -> Any:
         """Run a plan in one transaction (``single``: one statement, no transaction needed)."""
         policy = Backoff(self.timeout, base=0.005, cap=0.5)
@@ -145,7 +150,7 @@ class PostgresStore(Store):
                     with conn.transaction():
                         if read_only:
                             conn.execute(_SNAPSHOT)
-                        return _sql.drive(conn, make_plan())
+                        return _sql.drive(conn, make_plan(), classify)
             except BotwireError:
                 raise
             except Exception as exc:
@@ -243,6 +248,32 @@ class PostgresStore(Store):
             read_only=False,
         )
 
+    def batch_group(
+        self, group: Sequence[GroupItem], *, wait: bool = True
+    ) -> list[list[Any] | BotwireError]:
+        """Write batches together: each atomic on its own, all in one transaction.
+
+        Each answer is that batch's results, or the error that refused it alone.
+        The group's namespaces are locked in order, then one commit for all: a
+        namespace's writers share a commit instead of queueing for one each.
+        A failure of the transaction itself is every batch's answer (it is
+        retried first where that is safe, as for a lone batch).
+        """
+        if not group:
+            return []
+        now = self.clock()
+        try:
+            answers: list[list[Any] | BotwireError] = self._run(
+                lambda: _sql.write_group(self._scope, group, now),
+                retry_lost=all(idem is not None for _, _, idem in group),
+                read_only=False,
+                classify=_batch_failure,
+            )
+        except BotwireError as exc:
+            return [exc] * len(group)
+        self._maybe_sweep()
+        return answers
+
     # -- plans: every op, the read and the write bodies and the sweep are in _sql ---------
 
     def _read(self, ns: str, ops: Sequence[Op]) -> Plan:
@@ -274,6 +305,14 @@ _SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 def _one_statement(ops: Sequence[Op]) -> bool:
     """A read that is one SQL statement sees one snapshot without a transaction."""
     return len(ops) == 1 and type(ops[0]) in (Get, ListKeys, Scan, Count)
+
+
+def _batch_failure(conn: Any, exc: Exception) -> BotwireError | None:
+    """A statement refused for its data (out of range, too long...) fails its batch alone;
+    a lost connection, a deadlock, a full disk end the group's transaction."""
+    if isinstance(exc, psycopg.Error) and not isinstance(exc, psycopg.OperationalError):
+        return StoreError(f"PostgreSQL: {exc}")
+    return None
 
 
 async def _adrive(conn: Any, plan: Plan) -> Any:

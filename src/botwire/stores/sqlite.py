@@ -305,19 +305,9 @@ class SqliteStore(Store, LocalIO):
         ends the transaction itself (the disk is full, the file is gone) fails
         the group, and the caller may then run the batches one by one.
         """
-        now = self.clock()
         conn.execute("BEGIN IMMEDIATE")
-        answers: list[list[Any] | BotwireError] = []
-        for ns, ops, idem in group:
-            conn.execute("SAVEPOINT one")
-            try:
-                answers.append(_sql.drive(conn, _sql.write(self._scope, ns, ops, idem, now)))
-            except Exception as exc:
-                if not conn.in_transaction:
-                    raise  # SQLite rolled the whole transaction back
-                conn.execute("ROLLBACK TO one")
-                answers.append(_batch_error(exc))
-            conn.execute("RELEASE one")
+        plan = _sql.write_group(self._scope, group, self.clock())
+        answers: list[list[Any] | BotwireError] = _sql.drive(conn, plan, _batch_failure)
         conn.execute("COMMIT")
         return answers
 
@@ -351,14 +341,14 @@ def _rollback(conn: sqlite3.Connection | None) -> None:
 _SQLITE_FULL = 13  # the result code for "database or disk is full"
 
 
-def _batch_error(exc: Exception) -> BotwireError:
-    """What one batch of a group answers when it raised ``exc`` (the others go on)."""
-    if isinstance(exc, BotwireError):
-        return exc
-    if isinstance(exc, sqlite3.Error):
-        return _mapped(exc)
-    log.exception("a write batch failed (it alone was rolled back)")
-    return StoreError(f"the batch failed: {type(exc).__name__}")
+def _batch_failure(conn: sqlite3.Connection, exc: Exception) -> BotwireError | None:
+    """A failed statement that left the transaction open fails its batch alone (a group
+    goes on); a busy wait, or one after which SQLite rolled everything back, ends it."""
+    if not isinstance(exc, sqlite3.Error) or not conn.in_transaction:
+        return None
+    if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+        return None
+    return _mapped(exc)
 
 
 def _busy_timeout(conn: sqlite3.Connection, seconds: float) -> None:
