@@ -23,12 +23,17 @@ With PostgreSQL (``--postgres``, default $BOTWIRE_TEST_POSTGRES_URL; each run in
 a fresh schema) botwire also runs on it as 1 replica of ``--workers`` workers,
 and as 2 replicas (separate processes on separate ports, the same workers in
 all) measured by one wrk per replica at once, half the connections each, their
-rates added. PostgreSQL's own ``synchronous_commit`` is left as configured.
+rates added; and on the client write path (1 replica). PostgreSQL's own
+``synchronous_commit`` is left as configured.
+
+With granian installed (the dev extra), the bare app and botwire's app also run
+under granian, the same workers: the HTTP server is chosen by these rows.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import shutil
@@ -95,12 +100,21 @@ def postgres_systems(url: str, ports: list[int], workers: int) -> list[System]:
         return f"{url}{'&' if '?' in url else '?'}options={quote('-csearch_path=' + schema)}"
 
     per_replica = max(1, workers // 2)
-    one, two = fresh(), fresh()
+    one, keyed, two = fresh(), fresh(), fresh()
     paths = ("/v1/ns/bench/keys/k{i}", "/v1/ns/bench/keys/k{i}")
     body = '{"value": {"n": %d, "text": "' + TEXT + '"}}'
     return [
         System(
             "botwire, PostgreSQL, 1 replica", botwire_command(ports[0], one, workers), *paths, body
+        ),
+        System(
+            "botwire, PostgreSQL, client write path",
+            botwire_command(ports[0], keyed, workers),
+            "/v1/ns/bench/keys/k{i}",
+            "/v1/ns/bench/batch",
+            CLIENT_BODY,
+            put_method="POST",
+            keyed=True,
         ),
         System(
             "botwire, PostgreSQL, 2 replicas",
@@ -169,6 +183,34 @@ def systems(port: int, db: Path, workers: int) -> list[System]:
             "/memory/bench/k{i}",
             "/memory/bench/k{i}",
             '{"value": "%d ' + TEXT + '"}',
+        ),
+        *granian_systems(port, db, workers),
+    ]
+
+
+def granian_systems(port: int, db: Path, workers: int) -> list[System]:
+    """The bare app and botwire's own app under granian (a Rust HTTP server), to choose the
+    server by measurement; left out where granian is not installed."""
+    if importlib.util.find_spec("granian") is None:
+        return []
+    granian = [sys.executable, "-m", "granian", "--interface", "asgi", "--port", str(port)]
+    granian += ["--workers", str(workers), "--log-level", "warning"]
+    settings = [f"BOTWIRE_SERVER_DB={db}", "BOTWIRE_SERVER_WRITES_PER_DAY=0"]
+    settings += ["BOTWIRE_SERVER_MAX_BYTES=0"]
+    return [
+        System(
+            "bare ASGI app, granian",
+            [*granian, "benchmarks.peers.bare_app:app"],
+            "/k{i}",
+            "/k{i}",
+            '{"n": %d}',
+        ),
+        System(
+            "botwire app, granian",
+            ["env", *settings, *granian, "--factory", "botwire_server.app:create_app"],
+            "/v1/ns/bench/keys/k{i}",
+            "/v1/ns/bench/keys/k{i}",
+            BOTWIRE_BODY,
         ),
     ]
 
@@ -378,6 +420,13 @@ def main() -> None:
         print(f"goal: {label} {ratio:.2f}x ({goal}: {'met' if ratio >= floor else 'MISSED'})")
     p99 = client[8]
     print(f"goal: client write path p99 {p99:.1f} ms (< 20 ms: {'met' if p99 < 20 else 'MISSED'})")
+    if "botwire app, granian" in med:
+        on_granian, granian_bare = med["botwire app, granian"], med["bare ASGI app, granian"]
+        print(
+            f"server choice: botwire GET on granian / on botwire serve (uvicorn) "
+            f"{on_granian[4] / keyless[4]:.2f}x, PUT {on_granian[7] / keyless[7]:.2f}x; "
+            f"botwire / bare app on granian: GET {on_granian[4] / granian_bare[4]:.2f}x"
+        )
 
 
 if __name__ == "__main__":

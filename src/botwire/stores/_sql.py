@@ -66,6 +66,8 @@ class Dialect(NamedTuple):
     # A write's first statement where writers to a namespace must queue (it returns the
     # namespace's bytes); None where the whole database has one writer at a time.
     lock_namespace: str | None
+    # From one batch's savepoint to the next one's, in as few round trips as it can.
+    next_savepoint: tuple[str, ...]
 
 
 SQLITE = Dialect(
@@ -81,6 +83,7 @@ SQLITE = Dialect(
     "SELECT v FROM meta WHERE k = 'seq'",
     "max",
     None,  # BEGIN IMMEDIATE: one writer for the whole file
+    ("RELEASE SAVEPOINT one", "SAVEPOINT one"),
 )
 POSTGRES = Dialect(
     "%s",
@@ -96,6 +99,7 @@ POSTGRES = Dialect(
     "greatest",
     "INSERT INTO botwire_ns_stats (ns) VALUES (%s) ON CONFLICT (ns) "
     "DO UPDATE SET ns = excluded.ns RETURNING bytes",  # the row lock is held until commit
+    ("RELEASE SAVEPOINT one; SAVEPOINT one",),
 )
 
 RECORD = "value, version, created_at, updated_at, expires_at"
@@ -348,18 +352,28 @@ def read(s: Scope, ns: str, ops: Sequence[Op], now: float) -> Plan:
     return results
 
 
-def write(s: Scope, ns: str, ops: Sequence[Op], idem: Idempotency | None, now: float) -> Plan:
+def write(
+    s: Scope,
+    ns: str,
+    ops: Sequence[Op],
+    idem: Idempotency | None,
+    now: float,
+    held: dict[str, int] | None = None,
+) -> Plan:
     """The body of a write transaction: replay, checks, ops, the replay record, limits.
 
     The idempotency record is written in this same transaction: after a crash
     the key is either absent (a retry applies the batch once) or present with
     its answer (a retry replays it). Writers to the namespace queue (the
     dialect's lock, or the file's write lock), so a duplicate waits for the
-    first and then replays it.
+    first and then replays it. ``held``: the namespaces this transaction has
+    locked already, with their bytes now (a group keeps it up to date).
     """
     d, p = s.dialect, s.dialect.placeholder
     bytes_before = 0
-    if d.lock_namespace is not None:
+    if held is not None and ns in held:
+        bytes_before = held[ns]
+    elif d.lock_namespace is not None:
         ((bytes_before,),) = yield (d.lock_namespace, (ns,))
     elif s.limits is not None:
         rows = yield (f"SELECT bytes FROM {d.ns_stats} WHERE ns = {p}", (ns,))
@@ -403,6 +417,8 @@ def write(s: Scope, ns: str, ops: Sequence[Op], idem: Idempotency | None, now: f
                 bytes_after=bytes_after,
                 now=now,
             )
+        if held is not None:
+            held[ns] = bytes_after
     return results
 
 
@@ -438,19 +454,23 @@ def write_group(s: Scope, group: Sequence[GroupItem], now: float) -> Plan:
     first, in order, so groups, lone writes and the sweep never deadlock.
     """
     d = s.dialect
-    if d.lock_namespace is not None:
+    held: dict[str, int] | None = None
+    if d.lock_namespace is not None and s.accounting:
+        held = {}
         for ns in sorted({ns for ns, _, _ in group}):
-            yield (d.lock_namespace, (ns,))
+            ((held[ns],),) = yield (d.lock_namespace, (ns,))
     answers: list[list[Any] | BotwireError] = []
-    for ns, ops, idem in group:
-        yield ("SAVEPOINT one", ())
+    yield ("SAVEPOINT one", ())
+    for i, (ns, ops, idem) in enumerate(group):
+        if i:
+            for statement in d.next_savepoint:
+                yield (statement, ())
         try:
-            answers.append((yield from write(s, ns, ops, idem, now)))
+            answers.append((yield from write(s, ns, ops, idem, now, held)))
         except Exception as exc:
             yield ("ROLLBACK TO SAVEPOINT one", ())
             answers.append(batch_error(exc))
-        yield ("RELEASE SAVEPOINT one", ())
-    return answers
+    return answers  # the commit releases the last savepoint
 
 
 def batch_error(exc: Exception) -> BotwireError:
