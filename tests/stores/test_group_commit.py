@@ -116,3 +116,29 @@ def test_groups_in_opposite_namespace_orders_never_deadlock(store: Store) -> Non
     assert errors == []
     for ns in names:
         assert decode(store.batch(ns, [Get("c")])[0].data) == 100
+
+
+def test_one_key_twice_in_one_group_applies_once(store: Store) -> None:
+    """The group reads its idempotency rows ahead; a repeat inside the group still replays."""
+    answers = _group(
+        store,
+        [
+            ("a", [Incr("n", 5)], Idempotency("dup", "fp")),
+            ("a", [Incr("n", 5)], Idempotency("dup", "fp")),
+            ("a", [Incr("n", 1)], Idempotency("dup", "other")),  # the key, another request
+        ],
+    )
+    assert answers[0] == [5] and answers[1] == [5]
+    assert type(answers[2]).__name__ == "IdempotencyKeyReused"
+    assert decode(store.batch("a", [Get("n")])[0].data) == 5
+
+
+def test_a_failed_keyed_batch_in_a_group_leaves_its_key_free(store: Store) -> None:
+    answers = _group(
+        store,
+        [
+            ("a", [Put("k", encode(1), if_version=7)], Idempotency("once", "fp")),
+            ("a", [Put("k", encode(1), if_version=0)], Idempotency("once", "fp")),
+        ],
+    )
+    assert isinstance(answers[0], Conflict) and isinstance(answers[1], list)

@@ -352,13 +352,30 @@ def read(s: Scope, ns: str, ops: Sequence[Op], now: float) -> Plan:
     return results
 
 
+class Txn:
+    """What one write transaction knows across its batches (a lone batch has its own).
+
+    ``held``: the namespaces it has locked, with their bytes now. ``records``:
+    idempotency rows read ahead, ``(ns, key) -> (fingerprint, results,
+    claimed_at)`` or ``None`` for absent (``None`` as a whole: not read ahead).
+    ``recorded``: the replay records it wrote, per namespace, bounded at its end.
+    """
+
+    __slots__ = ("held", "recorded", "records")
+
+    def __init__(self) -> None:
+        self.held: dict[str, int] = {}
+        self.records: dict[tuple[str, str], tuple[str, bytes, float] | None] | None = None
+        self.recorded: dict[str, list[str]] = {}
+
+
 def write(
     s: Scope,
     ns: str,
     ops: Sequence[Op],
     idem: Idempotency | None,
     now: float,
-    held: dict[str, int] | None = None,
+    txn: Txn | None = None,
 ) -> Plan:
     """The body of a write transaction: replay, checks, ops, the replay record, limits.
 
@@ -366,28 +383,36 @@ def write(
     the key is either absent (a retry applies the batch once) or present with
     its answer (a retry replays it). Writers to the namespace queue (the
     dialect's lock, or the file's write lock), so a duplicate waits for the
-    first and then replays it. ``held``: the namespaces this transaction has
-    locked already, with their bytes now (a group keeps it up to date).
+    first and then replays it. A lone batch (no ``txn``) bounds its namespace's
+    replay records itself; a group does once at its end (:func:`write_group`).
     """
+    lone = txn is None
+    t = Txn() if txn is None else txn
     d, p = s.dialect, s.dialect.placeholder
     bytes_before = 0
-    if held is not None and ns in held:
-        bytes_before = held[ns]
+    if ns in t.held:
+        bytes_before = t.held[ns]
     elif d.lock_namespace is not None:
         ((bytes_before,),) = yield (d.lock_namespace, (ns,))
     elif s.limits is not None:
         rows = yield (f"SELECT bytes FROM {d.ns_stats} WHERE ns = {p}", (ns,))
         bytes_before = rows[0][0] if rows else 0
     budget = _logic.AnswerBudget(s.limits)
+    found = None
     if idem is not None:
-        rows = yield (
-            f"SELECT fingerprint, results FROM {d.idempotency} "
-            f"WHERE ns = {p} AND key = {p} AND claimed_at > {p}",
-            (ns, idem.key, now - _logic.IDEMPOTENCY_TTL),
-        )
-        if rows:  # a repeat: the writes' answers as recorded, the reads run again
-            _logic.check_replay(idem.fingerprint, rows[0][0], idem.key)
-            replay, reads = _logic.replayed(ops, bytes(rows[0][1]))
+        if t.records is not None:
+            found = t.records.get((ns, idem.key))
+        else:
+            rows = yield (
+                f"SELECT fingerprint, results, claimed_at FROM {d.idempotency} "
+                f"WHERE ns = {p} AND key = {p}",
+                (ns, idem.key),
+            )
+            found = (rows[0][0], bytes(rows[0][1]), rows[0][2]) if rows else None
+        if found is not None and found[2] > now - _logic.IDEMPOTENCY_TTL:
+            # a repeat: the writes' answers as recorded, the reads run again
+            _logic.check_replay(idem.fingerprint, found[0], idem.key)
+            replay, reads = _logic.replayed(ops, found[1])
             for i in reads:
                 replay[i] = budget.take((yield from apply(s, ns, ops[i], now, budget)))
             return replay
@@ -398,8 +423,15 @@ def write(
     results = []
     for op in ops:
         results.append(budget.take((yield from apply(s, ns, op, now, budget))))
-    if idem is not None:
-        yield from _remember(s, ns, idem, _logic.replay_record(ops, results), now)
+    record_ = b""
+    if idem is not None:  # in this transaction: the write and its record commit together
+        if found is not None:  # an expired record of the same key
+            yield (f"DELETE FROM {d.idempotency} WHERE ns = {p} AND key = {p}", (ns, idem.key))
+        record_ = _logic.replay_record(ops, results)
+        yield (
+            f"INSERT INTO {d.idempotency} VALUES ({p}, {p}, {p}, {p}, {p})",
+            (ns, idem.key, idem.fingerprint, record_, now),
+        )
     if s.accounting:  # in the same transaction as the writes: no race lets one more through
         day = _logic.utc_day(now)
         ((writes_today, bytes_after),) = yield (
@@ -417,32 +449,52 @@ def write(
                 bytes_after=bytes_after,
                 now=now,
             )
-        if held is not None:
-            held[ns] = bytes_after
+        if ns in t.held or d.lock_namespace is not None:
+            t.held[ns] = bytes_after
+    if idem is not None:  # only now, when nothing in this batch can fail any more
+        t.recorded.setdefault(ns, []).append(idem.key)
+        if t.records is not None:  # a later batch of the group with this key replays it
+            t.records[(ns, idem.key)] = (idem.fingerprint, record_, now)
+        if lone:
+            yield from bound_replays(s, t)
     return results
 
 
-def _remember(s: Scope, ns: str, idem: Idempotency, record_: bytes, now: float) -> Plan:
-    """Keep a batch's replay record; past the namespace's bound, drop its oldest."""
+def read_ahead(s: Scope, group: Sequence[GroupItem]) -> Plan:
+    """The idempotency rows of a group's keyed batches, in one query."""
     d, p = s.dialect, s.dialect.placeholder
-    where = f"WHERE ns = {p} AND key = {p}"
-    yield (f"DELETE FROM {d.idempotency} {where}", (ns, idem.key))  # an expired one
-    yield (
-        f"INSERT INTO {d.idempotency} VALUES ({p}, {p}, {p}, {p}, {p})",
-        (ns, idem.key, idem.fingerprint, record_, now),
-    )
+    wanted = list(dict.fromkeys((ns, idem.key) for ns, _, idem in group if idem is not None))
+    found: dict[tuple[str, str], tuple[str, bytes, float] | None] = dict.fromkeys(wanted)
+    for start in range(0, len(wanted), 200):
+        chunk = wanted[start : start + 200]
+        rows = yield (
+            f"SELECT ns, key, fingerprint, results, claimed_at FROM {d.idempotency} "
+            f"WHERE (ns, key) IN ({', '.join([f'({p}, {p})'] * len(chunk))})",
+            [part for pair in chunk for part in pair],
+        )
+        for ns, key, fingerprint, results, claimed_at in rows:
+            found[(ns, key)] = (fingerprint, bytes(results), claimed_at)
+    return found
+
+
+def bound_replays(s: Scope, t: Txn) -> Plan:
+    """Past a namespace's replay bound, drop its oldest records (never this transaction's)."""
     if not s.accounting:
         return
+    d, p = s.dialect, s.dialect.placeholder
     cap = _logic.replay_cap(s.limits)
-    for _ in range(_logic.MAX_EVICTION_ROUNDS):
-        ((held,),) = yield (f"SELECT replay FROM {d.ns_stats} WHERE ns = {p}", (ns,))
-        if held <= cap:
-            return
-        yield (
-            f"DELETE FROM {d.idempotency} WHERE (ns, key) IN (SELECT ns, key "
-            f"FROM {d.idempotency} WHERE ns = {p} AND key <> {p} ORDER BY claimed_at LIMIT 64)",
-            (ns, idem.key),
-        )
+    for ns, keys in t.recorded.items():
+        keep = ", ".join([p] * len(keys))
+        for _ in range(_logic.MAX_EVICTION_ROUNDS):
+            ((held,),) = yield (f"SELECT replay FROM {d.ns_stats} WHERE ns = {p}", (ns,))
+            if held <= cap:
+                break
+            yield (
+                f"DELETE FROM {d.idempotency} WHERE (ns, key) IN (SELECT ns, key "
+                f"FROM {d.idempotency} WHERE ns = {p} AND key NOT IN ({keep}) "
+                "ORDER BY claimed_at LIMIT 64)",
+                (ns, *keys),
+            )
 
 
 def write_group(s: Scope, group: Sequence[GroupItem], now: float) -> Plan:
@@ -451,14 +503,16 @@ def write_group(s: Scope, group: Sequence[GroupItem], now: float) -> Plan:
     Each batch runs in a savepoint: whatever it raises (a ``Conflict``, a
     limit, a statement the driver classifies as the batch's own failure)
     undoes that batch alone and becomes its answer. The namespaces are locked
-    first, in order, so groups, lone writes and the sweep never deadlock.
+    first, in order, so groups, lone writes and the sweep never deadlock; the
+    keyed batches' idempotency rows are read in one query, and the replay
+    records bounded once per namespace at the end.
     """
     d = s.dialect
-    held: dict[str, int] | None = None
-    if d.lock_namespace is not None and s.accounting:
-        held = {}
+    t = Txn()
+    if d.lock_namespace is not None:
         for ns in sorted({ns for ns, _, _ in group}):
-            ((held[ns],),) = yield (d.lock_namespace, (ns,))
+            ((t.held[ns],),) = yield (d.lock_namespace, (ns,))
+    t.records = yield from read_ahead(s, group)
     answers: list[list[Any] | BotwireError] = []
     yield ("SAVEPOINT one", ())
     for i, (ns, ops, idem) in enumerate(group):
@@ -466,10 +520,11 @@ def write_group(s: Scope, group: Sequence[GroupItem], now: float) -> Plan:
             for statement in d.next_savepoint:
                 yield (statement, ())
         try:
-            answers.append((yield from write(s, ns, ops, idem, now, held)))
+            answers.append((yield from write(s, ns, ops, idem, now, t)))
         except Exception as exc:
             yield ("ROLLBACK TO SAVEPOINT one", ())
             answers.append(batch_error(exc))
+    yield from bound_replays(s, t)
     return answers  # the commit releases the last savepoint
 
 
