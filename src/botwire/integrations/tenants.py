@@ -1,0 +1,77 @@
+"""One tenant per namespace, if the user wants it: where an adapter puts a scope's data.
+
+Every adapter takes ``namespace=`` as one of:
+
+* a plain name (``"langchain"``): every scope shares that namespace (the default);
+* a template with ``{scope}`` (``"chat-{scope}"``): each scope (a session id, a
+  user id, a LangGraph namespace head...) in a namespace of its own;
+* a callable ``scope -> name``, for anything else.
+
+A namespace per tenant is what lets a per-tenant token (``--auth token``, the
+pattern ``chat-alice*``) isolate that tenant, and keeps one busy tenant's writes
+and bytes from counting against everyone's limits. A scope is placed in the
+name as it is: a name keeps to ``A-Z a-z 0-9 . _ - : @`` (else ``InvalidName``
+before any I/O), so derive it (a hash, say) in a callable where scopes may
+hold other characters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .. import AsyncMemory, Memory
+
+NamespaceSpec = str | Callable[[str], str]
+
+
+def namespace_for(spec: NamespaceSpec, scope: str) -> str:
+    """The namespace of ``scope`` under ``spec`` (see the module docstring)."""
+    if callable(spec):
+        return spec(scope)
+    return spec.replace("{scope}", scope) if "{scope}" in spec else spec
+
+
+def per_scope(spec: NamespaceSpec) -> bool:
+    """Whether ``spec`` gives scopes namespaces of their own."""
+    return callable(spec) or "{scope}" in spec
+
+
+class Tenants:
+    """The ``Memory`` (and ``AsyncMemory``) of each scope, on one store, made on first use.
+
+    ``memory`` given: that one memory for every scope (its namespace wins);
+    else ``namespace`` (a :data:`NamespaceSpec`) on ``url``.
+    """
+
+    def __init__(
+        self, memory: Memory | None, namespace: NamespaceSpec, url: str | None = None
+    ) -> None:
+        self.spec = namespace
+        self.fixed = memory
+        self.url: Any = url if memory is None else memory.store
+        self._sync: dict[str, Memory] = {}
+        self._async: dict[str, AsyncMemory] = {}
+
+    def name(self, scope: str) -> str:
+        if self.fixed is not None:
+            return self.fixed.namespace
+        return namespace_for(self.spec, scope)
+
+    def memory(self, scope: str = "") -> Memory:
+        if self.fixed is not None:
+            return self.fixed
+        name = self.name(scope)
+        found = self._sync.get(name)
+        if found is None:
+            found = self._sync[name] = Memory(name, url=self.url)
+            if self.url is None:  # every later one on the store the first one opened
+                self.url = found.store
+        return found
+
+    def amemory(self, scope: str = "") -> AsyncMemory:
+        name = self.name(scope)
+        found = self._async.get(name)
+        if found is None:
+            found = self._async[name] = AsyncMemory(name, url=self.memory(scope).store)
+        return found
