@@ -1,7 +1,8 @@
 """The one retry policy: capped exponential backoff with full jitter, inside one deadline.
 
-Every store that retries (SQLite while the file is locked, PostgreSQL after a
-deadlock or a lost connection, HTTP after a 429/5xx or a transport error)
+Every loop that retries (SQLite while the file is locked, PostgreSQL after a
+deadlock or a lost connection, HTTP after a 429/5xx or a transport error, the
+read cache while another process opens it)
 asks a :class:`Backoff` how long to wait; it says ``None`` when waiting would
 end past the call's deadline, and the caller then raises what it last saw.
 """

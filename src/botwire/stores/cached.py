@@ -66,6 +66,7 @@ from ..ops import (
     is_read_only,
 )
 from ..wire import MAX_BATCH
+from ._backoff import Backoff
 from .base import UNCHANGED, Clocked, Store, Sweeping, aclose, arevalidate, revalidate
 
 log = logging.getLogger("botwire")
@@ -187,7 +188,7 @@ def open_cache(directory: str | Path, timeout: float = 10.0) -> diskcache.Cache:
         raise StoreError(f"the cache directory {path} belongs to another user")
     if stat.S_IMODE(info.st_mode) & 0o077:
         path.chmod(0o700)
-    deadline = time.monotonic() + timeout
+    policy = Backoff(timeout, base=0.005, cap=0.05)
     while True:
         try:
             with _opening(path):
@@ -200,9 +201,10 @@ def open_cache(directory: str | Path, timeout: float = 10.0) -> diskcache.Cache:
                     timeout=timeout,
                 )
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
+            pause = policy.pause() if "locked" in str(exc) else None
+            if pause is None:
                 raise StoreError(f"the read cache in {path} could not be opened: {exc}") from exc
-            time.sleep(0.01)
+            time.sleep(pause)
         except sqlite3.Error as exc:
             raise StoreError(f"the read cache in {path} could not be opened: {exc}") from exc
 
