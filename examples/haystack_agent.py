@@ -4,7 +4,10 @@
     python examples/haystack_agent.py      # run it twice: the second run sees the first
 
 Each turn is a Pipeline: the user's history is retrieved from botwire before the
-model runs, and the new messages are written back after (trimmed to the last 20).
+model runs, and the new messages are written back after (trimmed to the last 20,
+whole exchanges kept). Each user's history lives in a namespace of its own
+(``haystack-{scope}``, the scope being the chat_history_id), so a per-user token
+on a botwire server can isolate it.
 Offline by default with Haystack's MockChatGenerator; with OPENAI_API_KEY set it
 uses OpenAIChatGenerator instead.
 """
@@ -40,7 +43,7 @@ class PersistentAgent:
     """A chat agent with user-scoped memory: context loaded before, saved after, trimmed."""
 
     def __init__(self, max_messages: int = 20) -> None:
-        store = BotwireChatMessageStore(namespace="haystack-agent", max_messages=max_messages)
+        store = BotwireChatMessageStore(namespace="haystack-{scope}", max_messages=max_messages)
         self.turn = Pipeline()
         # The retriever returns the user's last 10 rounds followed by the new messages.
         self.turn.add_component("history", ChatMessageRetriever(store, last_k=10))

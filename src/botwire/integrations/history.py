@@ -5,6 +5,7 @@ build your own adapter on it). Under a
 conversation's base key ``<kind><name>`` (``/`` and ``%`` in the name escaped):
 
     <base>/head          {"first": F, "next": N}: the live entries are F <= i < N
+                         (and "moved": M while a long round-1 list moves over)
     <base>/m/<i:012d>    entry i, in order
     <base>/id/<digest>   i, for entries that carry an id (de-duplication), optional
 
@@ -34,6 +35,7 @@ from ..wire import MAX_BATCH, decode_value, encode_value
 Plan = Generator[list[Op], list[Any], Any]
 
 PAGE = 200  # entries per scan (halved while an answer is too large)
+CHUNK = 300  # entries per atomic append: with an id key each, and their reads, in one batch
 ATTEMPTS = 1000  # appends retried on a race before giving up
 
 
@@ -77,12 +79,12 @@ class History:
 
     # -- sync and async: one plan each, two drivers -------------------------------------
 
-    def read(self, memory: Memory) -> list[Any]:
-        """Every live entry, oldest first."""
-        return _run(memory, self._read())  # type: ignore[no-any-return]
+    def read(self, memory: Memory, last: int | None = None) -> list[Any]:
+        """Every live entry, oldest first (the ``last`` ones only: read from the tail)."""
+        return _run(memory, self._read(last))  # type: ignore[no-any-return]
 
-    async def aread(self, memory: AsyncMemory) -> list[Any]:
-        return await _arun(memory, self._read())  # type: ignore[no-any-return]
+    async def aread(self, memory: AsyncMemory, last: int | None = None) -> list[Any]:
+        return await _arun(memory, self._read(last))  # type: ignore[no-any-return]
 
     def append(self, memory: Memory, entries: Sequence[Any]) -> int:
         """Add ``entries`` at the end, atomically and in order; how many were new."""
@@ -112,21 +114,33 @@ class History:
         return f"{self.base}/id/{hashlib.sha256(entry_id.encode()).hexdigest()[:32]}"
 
     def _start(self, extra: list[Op]) -> Plan:
-        """The head and the legacy list (with ``extra`` ops in the same batch)."""
+        """The head, the round-1 list not moved yet (``extra`` ops in the same batch).
+
+        Only a list under the legacy key is a round-1 history (another
+        conversation's head may have that key: it is left alone). A long one
+        moves over several appends; the head's ``moved`` counts its items
+        already in entries.
+        """
         ops: list[Op] = [Get(self.head)]
         if self.legacy is not None:
             ops.append(Get(self.legacy))
         results = yield ops + extra
         head: Record | None = results[0]
-        span = (0, 0) if head is None else _span(head)
+        span = {"first": 0, "next": 0} if head is None else decode_value(head.data)
         old: Record | None = results[1] if self.legacy is not None else None
-        legacy = [] if old is None else _as_list(decode_value(old.data))
+        legacy: list[Any] = []
+        if old is not None:
+            value = decode_value(old.data)
+            if isinstance(value, list):
+                legacy = value[int(span.get("moved", 0)) :]
+            else:
+                old = None
         return head, span, old, legacy, results[len(ops) :]
 
     def _entries(self, first: int, next_: int) -> Plan:
         """Entries ``first <= i < next_``, paged (smaller pages while one is too large)."""
         found: list[Any] = []
-        after: str | None = None
+        after = self._entry(first - 1) if first > 0 else None
         page = PAGE
         while True:
             try:
@@ -139,53 +153,79 @@ class History:
             for key, record in rows:
                 if first <= int(key[len(self.prefix) :]) < next_:
                     found.append(decode_value(record.data))
-            if len(rows) < page:
+            if len(rows) < page or (rows and int(rows[-1][0][len(self.prefix) :]) >= next_ - 1):
                 return found
             after = rows[-1][0]
 
-    def _read(self) -> Plan:
-        head, (first, next_), _, legacy, _ = yield from self._start([])
+    def _read(self, last: int | None = None) -> Plan:
+        head, span, _, legacy, _ = yield from self._start([])
         if head is None:
-            return legacy
+            return legacy if last is None else legacy[-last:] if last else []
+        first, next_ = int(span["first"]), int(span["next"])
+        if last is not None:
+            if last <= next_ - first:
+                return (yield from self._entries(next_ - last, next_)) if last else []
+            legacy = legacy[-(last - (next_ - first)) :]
         return legacy + (yield from self._entries(first, next_))
 
     def _count(self) -> Plan:
-        _, (first, next_), _, legacy, _ = yield from self._start([])
-        return len(legacy) + next_ - first
+        _, span, _, legacy, _ = yield from self._start([])
+        return len(legacy) + int(span["next"]) - int(span["first"])
 
     def _clear(self) -> Plan:
         ops: list[Op] = [Delete(self.head), Clear(self.base + "/")]
         if self.legacy is not None:
-            ops.append(Delete(self.legacy))
+            (old,) = yield [Get(self.legacy)]
+            if old is not None and isinstance(decode_value(old.data), list):
+                ops.append(Delete(self.legacy, if_version=old.version))
         yield ops
 
     def _append(self, entries: list[Any]) -> Plan:
+        """In chunks (each atomic, in order) that fit one batch with their bookkeeping."""
+        added = 0
+        for start in range(0, len(entries), CHUNK):
+            chunk = entries[start : start + CHUNK]
+            while True:  # (a long round-1 list first moves over, a chunk a time)
+                done = yield from self._append_chunk(chunk)
+                if done is not None:
+                    added += done
+                    break
+        return added
+
+    def _append_chunk(self, entries: list[Any]) -> Plan:
+        """Append ``entries``: how many were new; ``None`` if it moved a chunk of a long
+        round-1 list instead (then call again)."""
         ids = [self.id_of(e) for e in entries] if self.id_of else [None] * len(entries)
         asked = list(dict.fromkeys(i for i in ids if i is not None))
         for _ in range(ATTEMPTS):
-            head, (first, next_), old, legacy, seen = yield from self._start(
+            head, span, old, legacy, seen = yield from self._start(
                 [Get(self._id_key(i)) for i in asked]
             )
+            first, next_ = int(span["first"]), int(span["next"])
+            moved = int(span.get("moved", 0))
             known = {i for i, record in zip(asked, seen, strict=True) if record is not None}
             if self.id_of is not None:
                 known |= {i for i in map(self.id_of, legacy) if i is not None}
+            moving = legacy[:CHUNK]  # the round-1 list first, a chunk at a time
+            rest = legacy[CHUNK:]
             new: list[Any] = []
-            at = next_ + len(legacy)  # where the next new entry goes
-            for entry, entry_id in zip(entries, ids, strict=True):
-                if entry_id is None and self.stamp is not None:
-                    entry = self.stamp(entry, at)
-                    entry_id = self.id_of(entry) if self.id_of else None
-                if entry_id is not None:
-                    if entry_id in known:
-                        continue
-                    known.add(entry_id)
-                new.append(entry)
-                at += 1
-            moving = legacy + new
+            if not rest:  # the new entries follow the last of the round-1 list
+                at = next_ + len(moving)  # where the next new entry goes
+                for entry, entry_id in zip(entries, ids, strict=True):
+                    if entry_id is None and self.stamp is not None:
+                        entry = self.stamp(entry, at)  # new by construction: no de-dup
+                        stamped = self.id_of(entry) if self.id_of else None
+                        if stamped is not None:
+                            known.add(stamped)
+                    elif entry_id is not None:
+                        if entry_id in known:
+                            continue
+                        known.add(entry_id)
+                    new.append(entry)
+                    at += 1
+            moving = moving + new
             if not moving:
                 return 0
-            if len(moving) > MAX_BATCH // 2 - 2:
-                raise ValueError(f"append at most {MAX_BATCH // 2 - 2} entries at once")
             current: list[Any] = []
             drop = 0
             total = next_ - first + len(moving)
@@ -197,25 +237,26 @@ class History:
             end = next_ + len(moving)
             cut = first + drop  # the new first
             ops: list[Op] = []
-            if old is not None:
+            span = {"first": cut, "next": end}
+            if rest:
+                span["moved"] = moved + len(legacy) - len(rest)
+            elif old is not None:
                 ops.append(Delete(self.legacy, if_version=old.version))  # type: ignore[arg-type]
             for k, entry in enumerate(moving):
                 if next_ + k >= cut:  # (an entry dropped at once is never stored)
                     ops.append(Put(self._entry(next_ + k), encode_value(entry), ttl=self.ttl))
                     entry_id = self.id_of(entry) if self.id_of else None
                     if entry_id is not None:
-                        ops.append(
-                            Put(self._id_key(entry_id), encode_value(next_ + k), ttl=self.ttl)
-                        )
-            span = encode_value({"first": cut, "next": end})
+                        at_key = encode_value(next_ + k)
+                        ops.append(Put(self._id_key(entry_id), at_key, ttl=self.ttl))
             version = 0 if head is None else head.version
-            ops.append(Put(self.head, span, ttl=self.ttl, if_version=version))
+            ops.append(Put(self.head, encode_value(span), ttl=self.ttl, if_version=version))
             try:
                 yield ops
             except Conflict:
                 continue  # another writer moved the head (or the legacy list): again
             yield from self._after(first, next_, cut, current)
-            return len(new)
+            return None if rest else len(new)
         raise Conflict(f"{self.base}: {ATTEMPTS} appends raced; try again")
 
     def _dropped(self, everything: list[Any]) -> int:
@@ -239,15 +280,6 @@ class History:
                     ops.append(Touch(self._id_key(entry_id), self.ttl))
         for start in range(0, len(ops), MAX_BATCH):
             yield ops[start : start + MAX_BATCH]
-
-
-def _span(head: Record) -> tuple[int, int]:
-    span = decode_value(head.data)
-    return int(span["first"]), int(span["next"])
-
-
-def _as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list) else []
 
 
 def _run(memory: Memory, plan: Plan) -> Any:
