@@ -39,6 +39,7 @@ class ScriptedLLM(BaseLLM):
 
 
 register()  # Memory(storage="botwire") now keeps CrewAI's memories in botwire
+# (register(namespace="crew-{scope}") and storage="botwire:<tenant>": a namespace per tenant)
 memory = Memory(storage="botwire", llm=ScriptedLLM(model="scripted"), embedder=embedder)
 count = len(memory.recall("tea", depth="shallow"))
 memory.remember(f"Fact {count + 1}: the user likes tea", scope="/user", importance=0.8)

@@ -1,19 +1,33 @@
-"""The AG2 adapter: the KnowledgeStore protocol against AG2's own in-memory store, and both
-adapters inside an Agent driven by ag2.testing.TestConfig (one config per turn)."""
+"""The AG2 adapter: the KnowledgeStore protocol against AG2's own in-memory store, the stream
+Storage against AG2's own MemoryStorage, and both inside an Agent driven by ag2.testing.TestConfig
+(one config per turn)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
+import pytest
 from ag2 import Agent
+from ag2.events import ToolCallEvent, ToolErrorEvent, ToolResultEvent, ToolResultsEvent
+from ag2.events._serialization import serialize_value
+from ag2.history import MemoryStorage, Storage
 from ag2.knowledge.base import KnowledgeStore, NoopChangeSubscription
 from ag2.knowledge.config import KnowledgeConfig
 from ag2.knowledge.memory import MemoryKnowledgeStore
 from ag2.stream import MemoryStream
 from ag2.testing import TestConfig
 
+from botwire import Forbidden, Memory, QuotaExceeded, ValueNotSerializable
 from botwire.integrations.ag2 import BotwireKnowledgeStore, BotwireStorage
+
+from ..loopback import loopback
 
 
 async def _exercise(store: KnowledgeStore) -> list[object]:
@@ -103,3 +117,217 @@ def test_an_agent_keeps_its_knowledge_and_history_in_botwire(memory_url: str) ->
         await storage.close()
 
     asyncio.run(run())
+
+
+# -- issue 13: events AG2's serialiser leaves non-JSON are stored exactly, never dropped ------
+
+
+def checked_at() -> dict[str, Any]:
+    """A tool result JSON cannot hold as it is (AG2 passes these through its serialiser)."""
+    return {
+        "at": datetime(2024, 5, 1, 12, 30, tzinfo=timezone.utc),
+        "price": Decimal("19.90"),
+        "tags": {"fresh"},
+        "ratio": float("inf"),
+        "big": 2**80,
+    }
+
+
+async def _turn_with_a_tool(storage: Storage, stream_id: uuid.UUID) -> list[Any]:
+    """One real Agent turn whose tool returns ``checked_at()``; the stream's events after it."""
+    agent = Agent("clerk", tools=[checked_at])
+    stream = MemoryStream(storage=storage, id=stream_id)
+    call = ToolCallEvent(name="checked_at", id="call-1")
+    async with agent.run("When?", stream=stream, config=TestConfig(call, "At noon.")) as turn:
+        assert (await turn.result()).body == "At noon."
+    return list(await stream.history.get_events())
+
+
+def test_a_tool_result_that_is_not_json_is_stored_exactly(memory_url: str) -> None:
+    async def run() -> None:
+        conversation = uuid.uuid4()
+        reference = await _turn_with_a_tool(MemoryStorage(), conversation)
+        storage = BotwireStorage(url=memory_url)
+        events = await _turn_with_a_tool(storage, conversation)
+        assert events == reference  # AG2's own storage keeps the objects: every event, equal
+        (result,) = [e for e in events if type(e) is ToolResultEvent]
+        assert result.result.parts[0].data == checked_at()  # type: ignore[attr-defined]
+        # A new storage (a restart) reads the same events back.
+        again = list(await BotwireStorage(url=memory_url).get_history(conversation))
+        assert again == reference
+        # What AG2 writes through Storage.set_history (compaction, repairs) and drop_history.
+        for store in (storage, reference_storage := MemoryStorage()):
+            await store.set_history(conversation, reference[1:])
+        assert list(await storage.get_history(conversation)) == reference[1:]
+        assert list(await reference_storage.get_history(conversation)) == reference[1:]
+        await storage.drop_history(conversation)
+        assert list(await storage.get_history(conversation)) == []
+        await storage.close()
+
+    asyncio.run(run())
+
+
+class Opaque:
+    """A value no serialiser can restore."""
+
+
+@dataclass
+class Receipt:
+    total: Decimal
+    handle: Any
+
+
+def opaque_receipt() -> Receipt:
+    """A dataclass holding an object botwire cannot store exactly."""
+    return Receipt(Decimal("1.50"), Opaque())
+
+
+def test_a_value_that_cannot_be_restored_fails_loudly(tmp_path: Path) -> None:
+    async def run() -> None:
+        storage = BotwireStorage(url=f"sqlite:///{tmp_path}/s.db")
+        stream = MemoryStream(storage=storage, id=uuid.uuid4())
+        agent = Agent("clerk", tools=[opaque_receipt])
+        call = ToolCallEvent(name="opaque_receipt", id="call-1")
+        config = TestConfig(call, "Done.", raise_tool_errors=False)
+        async with agent.run("Receipt?", stream=stream, config=config) as turn:
+            await turn.result()
+        events = list(await stream.history.get_events())
+        # The tool's result was refused where it would have been stored, and AG2 recorded
+        # that refusal as the call's result: the model and the stream both see it.
+        (results,) = [e for e in events if isinstance(e, ToolResultsEvent)]
+        (error,) = results.results
+        assert isinstance(error, ToolErrorEvent)
+        assert "botwire cannot store exactly" in str(error.error)
+        event = ToolResultEvent(parent_id="x", name="opaque_receipt", result=opaque_receipt())
+        with pytest.raises(ValueNotSerializable, match="Opaque"):
+            await storage.set_history(stream.id, [event])
+        assert list(await storage.get_history(stream.id)) == events  # nothing was changed
+        await storage.close()
+
+    asyncio.run(run())
+
+
+# -- issue 13: one event per key, round-1 streams, a namespace per stream --------------------
+
+
+def test_a_round_1_stream_is_read_and_moved_into_entries(tmp_path: Path) -> None:
+    async def run() -> None:
+        url = f"sqlite:///{tmp_path}/s.db"
+        conversation = uuid.uuid4()
+        old = await _turn_with_a_tool(MemoryStorage(), conversation)
+        memory = Memory("ag2-streams", url=url)
+        plain = [e for e in old if type(e) not in (ToolResultEvent, ToolResultsEvent)]
+        memory.set(f"stream:{conversation}", [serialize_value(e) for e in plain])  # round 1
+        storage = BotwireStorage(url=url)
+        assert list(await storage.get_history(conversation)) == plain
+        events = await _turn_with_a_tool(storage, conversation)  # continues it
+        assert events[: len(plain)] == plain and len(events) == len(plain) + len(old)
+        assert not memory.exists(f"stream:{conversation}")  # moved by the first new event
+        assert memory.count(f"events:{conversation}/m/") == len(events)
+        memory.close()
+        await storage.close()
+
+    asyncio.run(run())
+
+
+@pytest.fixture
+def default_server(tmp_path: Path) -> Iterator[str]:
+    """The real server with its default limits (1 MiB a value, 2 MiB a request...), but for
+    the free tier's 1000 writes a day per namespace, which a 500-event stream exceeds alone."""
+    from botwire_server import Settings, create_app
+
+    app = create_app(Settings(db=str(tmp_path / "server.db"), writes_per_day=0))
+    url, shutdown = loopback().serve(app)
+    yield url
+    shutdown()
+
+
+def fetch_page(n: int) -> str:
+    """A tool with a large answer."""
+    return f"page {n}: " + "lorem ipsum " * 210  # 2.5 KB, in two events
+
+
+def test_a_stream_of_500_events_passes_1_mib_on_a_default_server(default_server: str) -> None:
+    async def run() -> None:
+        storage = BotwireStorage(url=default_server)
+        stream = MemoryStream(storage=storage, id=uuid.uuid4())
+        agent = Agent("reader", tools=[fetch_page])
+        calls = []
+        for turn in range(12):  # 20 tool calls a turn, 45 events: 540 events, 1.2 MB
+            batch = [
+                ToolCallEvent(name="fetch_page", id=f"call-{turn}-{n}", arguments=f'{{"n": {n}}}')
+                for n in range(20)
+            ]
+            calls += [call.id for call in batch]
+            config = TestConfig(batch, "Read.")
+            async with agent.run(f"turn {turn}", stream=stream, config=config) as t:
+                assert (await t.result()).body == "Read."
+        events = list(await BotwireStorage(url=default_server).get_history(stream.id))
+        assert len(events) == 540
+        results = [e for e in events if type(e) is ToolResultEvent]
+        assert sorted(r.parent_id for r in results) == sorted(calls)
+        assert events[0].parts[0].content == "turn 0"  # type: ignore[attr-defined]
+        assert Memory("ag2-streams", url=default_server).stats().bytes > 1_150_000
+        await storage.close()
+
+    asyncio.run(run())
+
+
+def test_events_saved_at_once_go_together_but_are_refused_alone(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from botwire_server import Settings, create_app
+
+    app = create_app(Settings(db=str(tmp_path / "server.db"), max_bytes=4000))
+    url, shutdown = loopback().serve(app)
+
+    async def run() -> None:
+        storage = BotwireStorage(url=url)
+        context: Any = SimpleNamespace(stream=SimpleNamespace(id=uuid.uuid4()))
+        first, small = (ToolCallEvent(name="fetch_page", id=f"call-{n}") for n in (1, 2))
+        large = ToolCallEvent(name="fetch_page", id="call-3", arguments='"' + "x" * 5000 + '"')
+        # The first goes at once; the two saved while it is on its way go out in one append,
+        # which is over the namespace's 4000 bytes: then each is appended alone.
+        outcomes = await asyncio.gather(
+            *(storage.save_event(event, context) for event in (first, small, large)),
+            return_exceptions=True,
+        )
+        assert outcomes[:2] == [None, None] and isinstance(outcomes[2], QuotaExceeded)
+        assert list(await storage.get_history(context.stream.id)) == [first, small]
+        await storage.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        shutdown()
+
+
+def test_each_stream_in_its_own_namespace_and_a_token_for_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botwire_server import Settings, create_app
+
+    app = create_app(Settings(db=str(tmp_path / "server.db"), auth="token"))
+    url, shutdown = loopback().serve(app)
+    a, b = uuid.uuid4(), uuid.uuid4()
+    admin = app.state.tokens.create(["ag2-*"])[0]
+    only_a = app.state.tokens.create([f"ag2-{a}"])[0]
+
+    async def turn(stream_id: uuid.UUID) -> None:
+        storage = BotwireStorage("ag2-{scope}", url=url)
+        stream = MemoryStream(storage=storage, id=stream_id)
+        async with Agent("helper").run("hi", stream=stream, config=TestConfig("Hello.")) as t:
+            await t.result()
+        await storage.close()
+
+    try:
+        monkeypatch.setenv("BOTWIRE_API_KEY", admin)
+        for stream_id in (a, b):
+            asyncio.run(turn(stream_id))
+            assert Memory(f"ag2-{stream_id}", url=url, cache=False).count("events:") > 0
+        monkeypatch.setenv("BOTWIRE_API_KEY", only_a)
+        asyncio.run(turn(a))  # its own stream: fine
+        with pytest.raises(Forbidden):
+            asyncio.run(turn(b))  # another tenant's: refused by the server
+    finally:
+        shutdown()

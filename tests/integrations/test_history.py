@@ -119,3 +119,34 @@ def test_a_ttl_restarts_for_the_whole_conversation(tmp_path: Path) -> None:
     assert history.append(memory, [{"id": "0"}]) == 0  # its id key lives on too
     now[0] += 101
     assert history.read(memory) == [] and history.count(memory) == 0
+
+
+def test_large_appends_go_in_chunks_a_request_can_carry(tmp_path: Path) -> None:
+    """Four 600 KB entries: each under the value limit, together past a request body."""
+    from ..loopback import Server
+
+    server = Server(tmp_path)
+    try:
+        memory = Memory("h", url=server.url)
+        history = History("chat:", "big")
+        big = ["x" * 600_000 for _ in range(4)]
+        assert history.append(memory, big) == 4
+        assert history.read(memory) == big
+        memory.close()
+    finally:
+        server.stop()
+
+
+def test_many_concurrent_appends_in_one_process_all_land(memory: Memory) -> None:
+    import asyncio
+
+    from botwire import AsyncMemory
+
+    async def storm() -> None:
+        amemory = AsyncMemory("h", url=memory.store)
+        history = History("chat:", "storm")
+        added = await asyncio.gather(*(history.aappend(amemory, [n]) for n in range(40)))
+        assert added == [1] * 40
+        assert sorted(await history.aread(amemory)) == list(range(40))
+
+    asyncio.run(storm())

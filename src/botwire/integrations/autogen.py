@@ -5,22 +5,46 @@
     from botwire.integrations.autogen import BotwireMemory
     agent = AssistantAgent("assistant", model_client, memory=[BotwireMemory(name="user-42")])
 
-* :class:`BotwireMemory` keeps a named list of ``MemoryContent`` in botwire
-  (``memory:<name>``), appended atomically, so several processes can add to one
-  memory. ``update_context`` adds the memories (the newest ``k``, if set) to the
-  model context as one system message, like AutoGen's ``ListMemory``; ``query``
-  returns the entries whose text contains every word of the query (all of them
-  for an empty query). Text, JSON and Markdown are stored as they are; bytes and
-  images as base64. It is a serialisable component (``dump_component`` /
-  ``load_component``) by its name, namespace and URL.
+* :class:`BotwireMemory` keeps a named memory's ``MemoryContent`` entries one
+  per key (a :class:`~botwire.integrations.history.History` of kind ``mem:``),
+  so it has no size limit but the namespace's quota; adds from many processes
+  apply whole and in order (one object's adds one at a time). ``query`` ranks
+  the entries by relevance to the query: BM25 over their words (case and a
+  plural ``s`` ignored; scaled to 0..1), or cosine similarity with ``embed`` (a
+  function ``texts -> vectors``; Chroma's scale, ``(1 + cos) / 2``). Each result
+  carries its ``score`` in its metadata, as autogen-ext's ChromaDB memory does;
+  ``score_threshold`` drops the weaker ones and ``k`` keeps the best ``k`` (both
+  also per call: ``query(q, k=3)``). Without them nothing is dropped: like
+  AutoGen's ``ListMemory``, every entry comes back (ranked). An empty query
+  returns the entries oldest first (the newest ``k`` with ``k``).
+  ``update_context`` adds, like ``ListMemory``, every entry in chronological
+  order as one system message; with ``k`` or ``score_threshold`` set it adds,
+  like the ChromaDB memory, the entries that ``query`` finds for the context's
+  last message. Text, JSON and Markdown are stored as they are; bytes and images
+  as base64 (they have no text to rank: score 0). A round-1 memory (one list
+  under ``memory:<name>``) is read, and moved into entries by its next ``add``.
+  It is a serialisable component (``dump_component`` / ``load_component``) by
+  its name, namespace, URL, ``k`` and ``score_threshold`` (not with a callable
+  namespace or an ``embed`` function: dumping raises ``ValueError``).
 * :class:`BotwireCacheStore` is a ``CacheStore`` for ``ChatCompletionCache``:
   results are stored as JSON (pydantic ``model_dump``), never pickled.
+
+Where a memory goes: ``namespace=`` (with ``url=``) is a plain name (every
+memory in it), a ``{scope}`` template or a callable ``scope -> name``
+(:mod:`botwire.integrations.tenants`), the scope being the memory's name.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import inspect
+import math
+import re
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
+from weakref import WeakKeyDictionary
 
 try:
     from autogen_core import CacheStore, CancellationToken, Component, Image
@@ -37,17 +61,23 @@ try:
 except ImportError as exc:  # pragma: no cover - the hint is the point
     raise ImportError("botwire's AutoGen adapter needs: pip install 'botwire[autogen]'") from exc
 
-from .. import AsyncMemory
 from .. import Memory as BotwireStoreMemory
+from .history import History
+from .tenants import NamespaceSpec, Tenants
 
 T = TypeVar("T")
+
+Vectors = Sequence[Sequence[float]]
+Embed = Callable[[list[str]], Vectors | Awaitable[Vectors]]
+"""An embedding function: texts -> one vector each (sync or async)."""
 
 
 class BotwireMemoryConfig(BaseModel):
     name: str = "default"
     namespace: str = "autogen"
     url: str | None = None
-    k: int | None = None  # update_context adds the newest k entries (None: all)
+    k: int | None = None  # at most k results (None: all)
+    score_threshold: float | None = None  # drop results scoring lower (None: none dropped)
 
 
 class BotwireMemory(Memory, Component[BotwireMemoryConfig]):
@@ -61,25 +91,35 @@ class BotwireMemory(Memory, Component[BotwireMemoryConfig]):
         self,
         name: str = "default",
         *,
-        namespace: str = "autogen",
+        namespace: NamespaceSpec = "autogen",
         url: str | None = None,
         k: int | None = None,
+        score_threshold: float | None = None,
+        embed: Embed | None = None,
     ) -> None:
-        self._config = BotwireMemoryConfig(name=name, namespace=namespace, url=url, k=k)
-        self._memory = AsyncMemory(namespace, url=url)
-        self._key = f"memory:{name}"
+        self._name, self._namespace, self._url = name, namespace, url
+        self.k, self.score_threshold, self.embed = k, score_threshold, embed
+        self._tenants = Tenants(None, namespace, url)
+        self._memory = self._tenants.amemory(name)
+        self._history = History("mem:", name, legacy=f"memory:{name}")
+        self._turns: WeakKeyDictionary[Any, asyncio.Lock] = WeakKeyDictionary()  # per loop
 
     @property
     def name(self) -> str:
-        return self._config.name
+        return self._name
 
     async def add(
         self, content: MemoryContent, cancellation_token: CancellationToken | None = None
     ) -> None:
-        await self._memory.append(self._key, _to_json(content))
+        entry = _to_json(content)
+        if self.embed is not None and _text(entry["content"]):
+            (entry["embedding"],) = await self._vectors([_text(entry["content"])])
+        # One add at a time from this object: concurrent ones would only race for the head.
+        async with self._turns.setdefault(asyncio.get_running_loop(), asyncio.Lock()):
+            await self._history.aappend(self._memory, [entry])
 
-    async def _entries(self) -> list[MemoryContent]:
-        return [_from_json(entry) for entry in await self._memory.get(self._key, [])]
+    async def _entries(self) -> list[dict[str, Any]]:
+        return list(await self._history.aread(self._memory))
 
     async def query(
         self,
@@ -87,48 +127,154 @@ class BotwireMemory(Memory, Component[BotwireMemoryConfig]):
         cancellation_token: CancellationToken | None = None,
         **kwargs: Any,
     ) -> MemoryQueryResult:
-        text = query if isinstance(query, str) else str(query.content)
-        words = text.lower().split()
+        """The entries by relevance to ``query``; for an empty one, every entry oldest first
+        (the newest ``k`` with ``k``).
+
+        ``k`` and ``score_threshold`` in ``kwargs`` override the memory's own.
+        """
         entries = await self._entries()
-        found = [e for e in entries if all(w in str(e.content).lower() for w in words)]
-        return MemoryQueryResult(results=found)
+        k = kwargs.get("k", self.k)
+        threshold = kwargs.get("score_threshold", self.score_threshold)
+        text = query if isinstance(query, str) else _text(_to_json(query)["content"])
+        if not text.strip():
+            newest = entries if k is None else entries[max(0, len(entries) - k) :]
+            return MemoryQueryResult(results=[_from_json(e) for e in newest])
+        scores = await self._scores(text, entries)
+        order = sorted(range(len(entries)), key=lambda i: (-scores[i], -i))  # ties: newest
+        found = [i for i in order if threshold is None or scores[i] >= threshold]
+        results = [_scored(_from_json(entries[i]), scores[i]) for i in found]
+        return MemoryQueryResult(results=results if k is None else results[:k])
+
+    async def _scores(self, query: str, entries: list[dict[str, Any]]) -> list[float]:
+        texts = [_text(e["content"]) for e in entries]
+        if self.embed is None:
+            return bm25(query, texts)
+        (target,) = await self._vectors([query])
+        vectors: list[Sequence[float] | None] = [e.get("embedding") for e in entries]
+        stale = [i for i, v in enumerate(vectors) if v is None or len(v) != len(target)]
+        stale = [i for i in stale if texts[i]]  # added before embed was set, or by another model
+        for i, vector in zip(stale, await self._vectors([texts[i] for i in stale]), strict=True):
+            vectors[i] = vector
+        return [
+            0.0 if vector is None or not text else (1 + _cosine(target, vector)) / 2
+            for vector, text in zip(vectors, texts, strict=True)
+        ]
+
+    async def _vectors(self, texts: list[str]) -> list[list[float]]:
+        assert self.embed is not None
+        if not texts:
+            return []
+        made = self.embed(texts)
+        vectors = await made if inspect.isawaitable(made) else made
+        return [[float(x) for x in v] for v in vectors]
 
     async def update_context(self, model_context: ChatCompletionContext) -> UpdateContextResult:
-        entries = await self._entries()
-        if self._config.k is not None:
-            entries = entries[-self._config.k :] if self._config.k else []
-        if entries:
-            lines = "\n".join(f"{i}. {e.content!s}" for i, e in enumerate(entries, 1))
-            text = f"\nRelevant memory content (in chronological order):\n{lines}\n"
-            await model_context.add_message(SystemMessage(content=text))
-        return UpdateContextResult(memories=MemoryQueryResult(results=entries))
+        if self.k is None and self.score_threshold is None:  # as ListMemory: everything
+            found = (await self.query("")).results
+            template = "\nRelevant memory content (in chronological order):\n{}\n"
+        else:  # as autogen-ext's ChromaDB memory: what the last message finds
+            messages = await model_context.get_messages()
+            if not messages:
+                return UpdateContextResult(memories=MemoryQueryResult(results=[]))
+            last = messages[-1].content
+            found = (await self.query(last if isinstance(last, str) else str(last))).results
+            template = "\nRelevant memory content:\n{}"
+        if found:
+            lines = "\n".join(f"{i}. {e.content!s}" for i, e in enumerate(found, 1))
+            await model_context.add_message(SystemMessage(content=template.format(lines)))
+        return UpdateContextResult(memories=MemoryQueryResult(results=found))
 
     async def clear(self) -> None:
-        await self._memory.delete(self._key)
+        await self._history.aclear(self._memory)
 
     async def close(self) -> None:
         await self._memory.close()
+        self._tenants.memory(self._name).close()
 
     def _to_config(self) -> BotwireMemoryConfig:
-        return self._config
+        if callable(self._namespace) or self.embed is not None:
+            raise ValueError(
+                "a BotwireMemory with a callable namespace or an embed function cannot be "
+                "serialised: use a '{scope}' template, and pass embed= when loading"
+            )
+        return BotwireMemoryConfig(
+            name=self._name,
+            namespace=self._namespace,
+            url=self._url,
+            k=self.k,
+            score_threshold=self.score_threshold,
+        )
 
     @classmethod
     def _from_config(cls, config: BotwireMemoryConfig) -> BotwireMemory:
-        return cls(config.name, namespace=config.namespace, url=config.url, k=config.k)
+        return cls(
+            config.name,
+            namespace=config.namespace,
+            url=config.url,
+            k=config.k,
+            score_threshold=config.score_threshold,
+        )
+
+
+# -- relevance --------------------------------------------------------------------------
+
+
+def _words(text: str) -> list[str]:
+    """Lower-case words, a plural ``s`` dropped ("drinks" matches "drink")."""
+    words = re.findall(r"\w+", text.lower())
+    return [w[:-1] if len(w) > 3 and w[-1] == "s" and w[-2] not in "su" else w for w in words]
+
+
+def bm25(query: str, texts: Sequence[str], k1: float = 1.2, b: float = 0.75) -> list[float]:
+    """The BM25 score of each of ``texts`` for ``query``, divided by the most any text
+    could score (one holding every query word, many times): 0 (no query word) to 1."""
+    docs = [Counter(_words(t)) for t in texts]
+    terms = set(_words(query))
+    if not docs or not terms:
+        return [0.0] * len(docs)
+    lengths = [sum(d.values()) for d in docs]
+    average = sum(lengths) / len(docs) or 1.0
+    df = {t: sum(1 for d in docs if t in d) for t in terms}
+    idf = {t: math.log(1 + (len(docs) - df[t] + 0.5) / (df[t] + 0.5)) for t in terms}
+    best = (k1 + 1) * sum(idf.values())
+    scores = []
+    for doc, length in zip(docs, lengths, strict=True):
+        norm = k1 * (1 - b + b * length / average)
+        score = sum(idf[t] * doc[t] * (k1 + 1) / (doc[t] + norm) for t in terms if t in doc)
+        scores.append(score / best)
+    return scores
+
+
+def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return dot / norm if norm else 0.0
+
+
+def _text(stored: Any) -> str:
+    """What of a stored entry's content can be ranked: text, Markdown, JSON (as ``str``
+    shows it to the model); nothing for bytes or images."""
+    binary = isinstance(stored, dict) and set(stored) in ({"image_base64"}, {"bytes_base64"})
+    return "" if binary else str(stored)
+
+
+def _scored(content: MemoryContent, score: float) -> MemoryContent:
+    return content.model_copy(update={"metadata": {**(content.metadata or {}), "score": score}})
+
+
+# -- entries as JSON ----------------------------------------------------------------------
 
 
 def _to_json(content: MemoryContent) -> dict[str, Any]:
-    mime = (
-        content.mime_type.value
-        if isinstance(content.mime_type, MemoryMimeType)
-        else content.mime_type
-    )
     value: Any = content.content
     if isinstance(value, Image):
         value = {"image_base64": value.to_base64()}
     elif isinstance(value, bytes):
         value = {"bytes_base64": base64.b64encode(value).decode()}
-    return {"content": value, "mime_type": mime, "metadata": content.metadata}
+    entry = {"content": value, "mime_type": content.mime_type, "metadata": content.metadata}
+    if isinstance(content.mime_type, MemoryMimeType):  # given as the enum: comes back so
+        entry.update(mime_type=content.mime_type.value, mime_enum=True)
+    return entry
 
 
 def _from_json(entry: dict[str, Any]) -> MemoryContent:
@@ -137,7 +283,8 @@ def _from_json(entry: dict[str, Any]) -> MemoryContent:
         value = Image.from_base64(value["image_base64"])
     elif isinstance(value, dict) and set(value) == {"bytes_base64"}:
         value = base64.b64decode(value["bytes_base64"])
-    return MemoryContent(content=value, mime_type=entry["mime_type"], metadata=entry["metadata"])
+    mime = MemoryMimeType(entry["mime_type"]) if entry.get("mime_enum") else entry["mime_type"]
+    return MemoryContent(content=value, mime_type=mime, metadata=entry["metadata"])
 
 
 class BotwireCacheStoreConfig(BaseModel):

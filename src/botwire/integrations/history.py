@@ -30,12 +30,14 @@ from typing import Any
 
 from .. import AnswerTooLarge, AsyncMemory, Conflict, Memory
 from ..ops import Clear, Delete, Get, Op, Put, Record, Scan, Touch
+from ..stores import Backoff
 from ..wire import MAX_BATCH, decode_value, encode_value
 
 Plan = Generator[list[Op], list[Any], Any]
 
 PAGE = 200  # entries per scan (halved while an answer is too large)
 CHUNK = 300  # entries per atomic append: with an id key each, and their reads, in one batch
+CHUNK_BYTES = 1_000_000  # and their JSON per append (a request body is at most 2 MiB)
 ATTEMPTS = 1000  # appends retried on a race before giving up
 
 
@@ -183,8 +185,7 @@ class History:
     def _append(self, entries: list[Any]) -> Plan:
         """In chunks (each atomic, in order) that fit one batch with their bookkeeping."""
         added = 0
-        for start in range(0, len(entries), CHUNK):
-            chunk = entries[start : start + CHUNK]
+        for chunk in _chunks(entries):
             while True:  # (a long round-1 list first moves over, a chunk a time)
                 done = yield from self._append_chunk(chunk)
                 if done is not None:
@@ -282,15 +283,39 @@ class History:
             yield ops[start : start + MAX_BATCH]
 
 
+def _chunks(entries: list[Any]) -> list[list[Any]]:
+    """``entries`` in order, at most ``CHUNK`` and about ``CHUNK_BYTES`` of JSON a chunk."""
+    chunks: list[list[Any]] = [[]]
+    size = 0
+    for entry in entries:
+        grows = len(encode_value(entry))
+        if chunks[-1] and (len(chunks[-1]) >= CHUNK or size + grows > CHUNK_BYTES):
+            chunks.append([])
+            size = 0
+        chunks[-1].append(entry)
+        size += grows
+    return chunks if chunks[0] else []
+
+
+def _backoff() -> Backoff:
+    """Between the retries of a race (many writers on one head): jittered, growing pauses."""
+    return Backoff(float("inf"), base=0.001, cap=0.1)
+
+
 def _run(memory: Memory, plan: Plan) -> Any:
     """Drive ``plan`` with ``memory.batch``; a ``Conflict`` or a too-large answer is raised
-    inside the plan, which may retry."""
+    inside the plan, which may retry (after a pause, on a race)."""
+    import time
+
+    policy = _backoff()
     try:
         ops = next(plan)
         while True:
             try:
                 results = memory.batch(ops)
             except (Conflict, AnswerTooLarge) as exc:
+                if isinstance(exc, Conflict):
+                    time.sleep(policy.pause() or 0.0)
                 ops = plan.throw(exc)
                 continue
             ops = plan.send(results)
@@ -300,12 +325,17 @@ def _run(memory: Memory, plan: Plan) -> Any:
 
 async def _arun(memory: AsyncMemory, plan: Plan) -> Any:
     """Async :func:`_run`."""
+    import asyncio
+
+    policy = _backoff()
     try:
         ops = next(plan)
         while True:
             try:
                 results = await memory.batch(ops)
             except (Conflict, AnswerTooLarge) as exc:
+                if isinstance(exc, Conflict):
+                    await asyncio.sleep(policy.pause() or 0.0)
                 ops = plan.throw(exc)
                 continue
             ops = plan.send(results)

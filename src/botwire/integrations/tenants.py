@@ -18,7 +18,6 @@ hold other characters.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from .. import AsyncMemory, Memory
 
@@ -38,18 +37,26 @@ def per_scope(spec: NamespaceSpec) -> bool:
 
 
 class Tenants:
-    """The ``Memory`` (and ``AsyncMemory``) of each scope, on one store, made on first use.
+    """The ``Memory`` (and ``AsyncMemory``) of each scope, made on first use; ``close`` them all.
 
-    ``memory`` given: that one memory for every scope (its namespace wins);
-    else ``namespace`` (a :data:`NamespaceSpec`) on ``url``.
+    ``memory`` given: that one memory for every scope (its namespace wins; the
+    caller keeps owning it); else ``namespace`` (a :data:`NamespaceSpec`) on
+    ``url`` with ``api_key``, every scope's memory sharing the one store the URL
+    opens (botwire shares a store per URL and credentials).
     """
 
     def __init__(
-        self, memory: Memory | None, namespace: NamespaceSpec, url: str | None = None
+        self,
+        memory: Memory | None,
+        namespace: NamespaceSpec,
+        url: str | None = None,
+        *,
+        api_key: str | None = None,
     ) -> None:
         self.spec = namespace
         self.fixed = memory
-        self.url: Any = url if memory is None else memory.store
+        self.url = url
+        self.api_key = api_key
         self._sync: dict[str, Memory] = {}
         self._async: dict[str, AsyncMemory] = {}
 
@@ -64,14 +71,32 @@ class Tenants:
         name = self.name(scope)
         found = self._sync.get(name)
         if found is None:
-            found = self._sync[name] = Memory(name, url=self.url)
-            if self.url is None:  # every later one on the store the first one opened
-                self.url = found.store
+            found = self._sync[name] = Memory(name, url=self.url, api_key=self.api_key)
         return found
 
     def amemory(self, scope: str = "") -> AsyncMemory:
         name = self.name(scope)
         found = self._async.get(name)
         if found is None:
-            found = self._async[name] = AsyncMemory(name, url=self.memory(scope).store)
+            if self.fixed is not None:  # on the caller's store, which the caller closes
+                found = AsyncMemory(name, url=self.fixed.store)
+            else:
+                found = AsyncMemory(name, url=self.url, api_key=self.api_key)
+            self._async[name] = found
         return found
+
+    def used(self) -> list[str]:
+        """The namespaces this instance has opened (a per-scope layout reaches only these)."""
+        return sorted(self._sync.keys() | self._async.keys())
+
+    def close(self) -> None:
+        """Release every memory this instance made (not a ``memory`` it was given)."""
+        made, self._sync = list(self._sync.values()), {}
+        for memory in made:
+            memory.close()
+
+    async def aclose(self) -> None:
+        made, self._async = list(self._async.values()), {}
+        for memory in made:
+            await memory.close()
+        self.close()

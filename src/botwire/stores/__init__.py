@@ -14,6 +14,7 @@ memory    in-process, for tests and examples
 user data directory).
 """
 
+from ._backoff import Backoff
 from .base import (
     DAY,
     AsyncClosing,
@@ -33,6 +34,7 @@ from .base import (
 __all__ = [
     "DAY",
     "AsyncClosing",
+    "Backoff",
     "Clocked",
     "GroupCommit",
     "GroupItem",
