@@ -1,9 +1,11 @@
 """The PostgreSQL store: many server replicas (or trusted back-ends) on one database.
 
-* psycopg 3 with a connection pool (``pool_size`` connections), and one async
-  pool per event loop for ``AsyncMemory``. Every operation is written once, as
-  a plan (a generator yielding SQL and receiving rows); a sync and an async
-  driver run it.
+* psycopg 3 with a connection pool (``pool_size`` connections). Every
+  operation is written once, as a plan (``_sql``: a generator yielding SQL and
+  receiving rows), driven on a pooled connection. ``AsyncMemory`` (and the
+  server's reads) run it in a worker thread: no async pool is bound to an event
+  loop, so none can hang a loop's shutdown (an async pool per loop did, when
+  ``asyncio.run`` cancelled it while it connected).
 * Every write batch first locks its namespace's counter row (one upsert that
   also returns the counters). Writes to one namespace are therefore applied one
   after another across all replicas, so compare-and-set, the daily write limit
@@ -36,7 +38,7 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .._errors import (
     BotwireError,
@@ -56,7 +58,6 @@ from ..ops import (
 )
 from . import _sql
 from ._backoff import Backoff
-from ._per_loop import PerLoop
 from ._postgres_schema import SCHEMA_VERSION, migrate
 from .base import GroupItem, Limits, Store
 
@@ -105,29 +106,12 @@ class PostgresStore(Store):
         if migrate_schema:
             with self._pool.connection() as conn:
                 migrate(conn)
-        self._async_pools: PerLoop[AsyncConnectionPool] = PerLoop(self._new_async_pool, _aclose)
-
-    async def _new_async_pool(self) -> AsyncConnectionPool:
-        pool = AsyncConnectionPool(
-            self.url,
-            min_size=1,
-            max_size=self._pool_size,
-            timeout=self.timeout,
-            open=False,
-            kwargs={"autocommit": True},
-        )
-        await pool.open()
-        return pool
 
     def close(self) -> None:
         self._closed = True
         self._pool.close()
 
-    async def aclose(self) -> None:
-        self.close()
-        await self._async_pools.close_current()
-
-    # -- drivers: one plan, two ways to run it --------------------------------------------
+    # -- the driver: one plan, in one transaction, retried where that is safe --------------
 
     def _run(
         self,
@@ -155,35 +139,6 @@ class PostgresStore(Store):
                 raise
             except Exception as exc:
                 time.sleep(self._retry(exc, policy, retry_lost))
-
-    async def _arun(
-        self,
-        make_plan: Callable[[], Plan],
-        *,
-        retry_lost: bool,
-        read_only: bool,
-        single: bool = False,
-    ) -> Any:
-        """Async :meth:`_run`."""
-        import asyncio
-
-        pool = await self._async_pools.get()
-        policy = Backoff(self.timeout, base=0.005, cap=0.5)
-        while True:
-            if self._closed:
-                raise StoreClosed("the store is closed")
-            try:
-                async with pool.connection(timeout=self.timeout) as conn:
-                    if single:
-                        return await _adrive(conn, make_plan())
-                    async with conn.transaction():
-                        if read_only:
-                            await conn.execute(_SNAPSHOT)
-                        return await _adrive(conn, make_plan())
-            except BotwireError:
-                raise
-            except Exception as exc:
-                await asyncio.sleep(self._retry(exc, policy, retry_lost))
 
     def _retry(self, exc: Exception, policy: Backoff, retry_lost: bool) -> float:
         """How long to wait before trying again; raises when that is not safe or too late."""
@@ -228,25 +183,6 @@ class PostgresStore(Store):
         )
         self._maybe_sweep()
         return results  # type: ignore[no-any-return]
-
-    async def abatch(
-        self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None
-    ) -> list[Any]:
-        if not ops:
-            return []
-        if is_read_only(ops):
-            return await self._arun(  # type: ignore[no-any-return]
-                lambda: self._read(namespace, ops),
-                retry_lost=True,
-                read_only=True,
-                single=_one_statement(ops),
-            )
-        now = self.clock()
-        return await self._arun(  # type: ignore[no-any-return]
-            lambda: self._write(namespace, ops, idempotency, now),
-            retry_lost=idempotency is not None,
-            read_only=False,
-        )
 
     def batch_group(
         self, group: Sequence[GroupItem], *, wait: bool = True
@@ -315,17 +251,6 @@ def _batch_failure(conn: Any, exc: Exception) -> BotwireError | None:
     return None
 
 
-async def _adrive(conn: Any, plan: Plan) -> Any:
-    """Async :func:`_drive`."""
-    try:
-        step = plan.send(None)
-        while True:
-            cursor = await conn.execute(*step)
-            step = plan.send(await cursor.fetchall() if cursor.description else cursor.rowcount)
-    except StopIteration as done:
-        return done.value
-
-
 def _safe(url: str) -> str:
     """``url`` without its password, for messages."""
     from urllib.parse import urlsplit, urlunsplit
@@ -335,7 +260,3 @@ def _safe(url: str) -> str:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         return urlunsplit(parts._replace(netloc=netloc))
     return url
-
-
-async def _aclose(pool: AsyncConnectionPool) -> None:
-    await pool.close()
