@@ -26,13 +26,23 @@ model = GenericFakeChatModel(
 prompt = ChatPromptTemplate.from_messages(
     [("system", "You are terse."), MessagesPlaceholder("history"), ("human", "{question}")]
 )
+
+
+def history_of(session_id: str) -> BotwireChatMessageHistory:
+    # One message per key, so a conversation has no size limit. Each session in a namespace of
+    # its own ("chat-user-42"), which a server token for "chat-user-42" alone can reach; the
+    # newest 20 messages are kept, trimmed in whole exchanges (never a tool result cut from
+    # the call that asked for it).
+    return BotwireChatMessageHistory(session_id, namespace="chat-{scope}", max_messages=20)
+
+
 chat = RunnableWithMessageHistory(
     prompt | model,
-    lambda session_id: BotwireChatMessageHistory(session_id, max_messages=20),
+    history_of,
     input_messages_key="question",
     history_messages_key="history",
 )
 config = {"configurable": {"session_id": "user-42"}}
 answer = chat.invoke({"question": "Remember that I like tea."}, config)
-history = BotwireChatMessageHistory("user-42").messages
+history = history_of("user-42").messages
 print(f"{answer.content}; {len(history)} messages in user-42's history")

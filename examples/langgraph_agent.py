@@ -5,7 +5,10 @@
 
 The graph remembers each user's facts in botwire through LangGraph's own store
 interface (`runtime.store`), and caches an expensive node with `CachePolicy`.
-A fake model stands in for the LLM, so it runs offline.
+Each user is a tenant: the head of the LangGraph namespace, `(user, "facts")`,
+picks the botwire namespace (`langgraph-u-42`), which a server token for
+`langgraph-u-42` alone can reach. A fake model stands in for the LLM, so it
+runs offline.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ model = GenericFakeChatModel(messages=iter([AIMessage(content="Noted!")] * 10))
 
 def learn(state: State, runtime: Runtime) -> dict[str, Any]:
     assert runtime.store is not None
-    facts = ("users", state["user"], "facts")
+    facts = (state["user"], "facts")
     known = [item.value["text"] for item in runtime.store.search(facts, limit=100)]
     runtime.store.put(facts, f"fact-{len(known)}", {"text": state["message"]})
     reply = model.invoke(state["message"]).content
@@ -49,7 +52,7 @@ builder.add_node("summary", summary, cache_policy=CachePolicy(ttl=3600))
 builder.add_edge(START, "learn")
 builder.add_edge("learn", "summary")
 builder.add_edge("summary", END)
-graph = builder.compile(store=BotwireStore(), cache=BotwireCache())
+graph = builder.compile(store=BotwireStore(namespace="langgraph-{scope}"), cache=BotwireCache())
 
 result = graph.invoke({"user": "u-42", "message": "I like tea", "answer": ""})
 print(result["answer"])

@@ -4,22 +4,36 @@ StateGraph (sync and async), TTLs, and the node cache."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any, TypedDict
+from urllib.parse import quote
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
-from langgraph.store.base import BaseStore, ListNamespacesOp, MatchCondition
+from langgraph.store.base import BaseStore, GetOp, ListNamespacesOp, MatchCondition, PutOp
 from langgraph.store.memory import InMemoryStore
 from langgraph.types import CachePolicy
 
-from botwire import Memory
-from botwire.integrations.langgraph import BotwireCache, BotwireStore, key_of, split_key
+from botwire import Forbidden, InvalidName, InvalidRequest, Memory, ValueNotSerializable
+from botwire.integrations.langgraph import (
+    BotwireCache,
+    BotwireStore,
+    key_of,
+    prefix_of,
+    prefixes_of,
+    shortened,
+    split_key,
+)
+from botwire.ops import Get, is_read_only
+from botwire.stores.base import Store
 from botwire.stores.memory import MemoryStore
+from botwire_server import Settings, create_app
 
 from ..conftest import FakeClock
+from ..loopback import Server, host, loopback
 from .conftest import MemoryFactory
 
 ITEMS: list[tuple[tuple[str, ...], str, dict[str, Any]]] = [
@@ -97,7 +111,7 @@ def test_it_answers_like_langgraphs_own_store(make_memory: MemoryFactory) -> Non
 def test_a_batch_is_one_round_trip_and_atomic(make_memory: MemoryFactory) -> None:
     store = BotwireStore(make_memory("langgraph"))
     store.put(("a",), "k", {"v": 1})
-    from langgraph.store.base import GetOp, PutOp, SearchOp
+    from langgraph.store.base import SearchOp
 
     results = store.batch(
         [
@@ -151,7 +165,25 @@ labels = st.text(
 
 @given(namespace=st.lists(labels, max_size=4).map(tuple), key=labels)
 def test_the_key_mapping_is_reversible(namespace: tuple[str, ...], key: str) -> None:
-    assert split_key(key_of(namespace, key)) == (namespace, key)
+    stored = key_of(namespace, key)
+    assert shortened(stored) or split_key(stored) == (namespace, key)
+    assert len(stored) <= 512 and stored.isascii()  # long labels shortened, never cut off
+    if not shortened(stored):
+        assert stored == prefix_of(namespace) + "#" + quote(key, safe="")  # botwire 0.2's form
+    for depth in range(len(namespace) + 1):  # every namespace prefix is a key prefix
+        assert any(stored.startswith(p) for p in prefixes_of(namespace[:depth]))
+
+
+@given(namespace=st.lists(labels, min_size=1, max_size=3).map(tuple), key=labels)
+def test_a_shortened_item_keeps_its_real_names(namespace: tuple[str, ...], key: str) -> None:
+    store = BotwireStore(Memory("lg", url="memory://shortened"))
+    long_key = key * (200 // len(key) + 1)
+    store.put(namespace, long_key, {"v": 1})
+    item = store.get(namespace, long_key)
+    assert item is not None and (item.namespace, item.key) == (namespace, long_key)
+    assert [(i.namespace, i.key) for i in store.search(namespace)] == [(namespace, long_key)]
+    assert namespace in store.list_namespaces(prefix=namespace)
+    store.delete(namespace, long_key)
 
 
 class State(TypedDict):
@@ -236,8 +268,6 @@ def test_cache_entries_expire_and_clear_by_namespace(clock: FakeClock) -> None:
 
 
 def test_bad_values_are_refused_clearly(make_memory: MemoryFactory) -> None:
-    from botwire import ValueNotSerializable
-
     store = BotwireStore(make_memory("langgraph"))
     with pytest.raises(ValueNotSerializable):
         store.put(("a",), "k", {"when": object()})
@@ -249,3 +279,196 @@ def test_bad_values_are_refused_clearly(make_memory: MemoryFactory) -> None:
     assert store.list_namespaces(prefix=("a",), limit=10) == [("a",)]
     (listed,) = store.batch([ListNamespacesOp((MatchCondition("suffix", ("*",)),))])
     assert listed == [("a",)]
+
+
+# -- one validation, identical on every store (issue 13, bug 6) --------------------------------
+
+LONG_KEY = "ж" * 240  # 1,440 bytes once percent-encoded: over botwire's 512-byte key limit
+LONG_LABEL = "пользователь-" * 20
+MID_LABEL = "Александрович"  # 78 characters encoded: long, but a key with it fits 512 bytes
+TOO_DEEP = tuple(f"{i}-{LONG_LABEL}" for i in range(9))  # 9 x ~64 bytes once shortened: > 512
+
+
+def test_long_keys_and_labels_work_on_every_store(make_memory: MemoryFactory) -> None:
+    """A 240-character Cyrillic key worked embedded and was refused by the server; now it is
+    encoded to fit, and answers as LangGraph's own store does."""
+    ours, theirs = BotwireStore(make_memory("langgraph")), InMemoryStore()
+    writes = [
+        (("users", MID_LABEL), "k", {"v": 0}),  # fits as written: botwire 0.2's key
+        (("users", MID_LABEL), LONG_KEY, {"v": 6}),  # the same namespace, shortened
+        (("users", LONG_LABEL + "a"), LONG_KEY, {"v": 1}),
+        (("users", LONG_LABEL + "b"), LONG_KEY, {"v": 2}),  # same first characters: no clash
+        (("users", LONG_LABEL + "a", "deeper"), "k", {"v": 3}),
+        (("users", "short"), LONG_KEY + "x", {"v": 4}),
+        (("users", "short"), "k", {"v": 5}),
+    ]
+    for store in (ours, theirs):
+        for namespace, key, value in writes:
+            store.put(namespace, key, value)
+    for namespace, key, _ in writes:
+        mine, reference = ours.get(namespace, key), theirs.get(namespace, key)
+        assert mine is not None and reference is not None
+        assert (mine.namespace, mine.key, mine.value) == (namespace, key, reference.value)
+    for prefix in [
+        ("users",),
+        ("users", LONG_LABEL + "a"),
+        ("users", "short"),
+        ("users", MID_LABEL),
+    ]:
+        assert _plain(ours.search(prefix)) == _plain(theirs.search(prefix)), prefix
+    assert _plain(ours.search(("users",), filter={"v": {"$gte": 2}})) == _plain(
+        theirs.search(("users",), filter={"v": {"$gte": 2}})
+    )
+    for listing in [{}, {"prefix": ("users", LONG_LABEL + "a")}, {"prefix": ("users", MID_LABEL)}]:
+        assert ours.list_namespaces(**listing) == theirs.list_namespaces(**listing), listing
+    ours.delete(("users", LONG_LABEL + "a"), LONG_KEY)
+    assert ours.get(("users", LONG_LABEL + "a"), LONG_KEY) is None
+
+
+def test_items_botwire_0_2_wrote_are_found(make_memory: MemoryFactory) -> None:
+    memory = make_memory("langgraph")
+    round_1 = "users/" + quote(MID_LABEL, safe="") + "/#prefs"  # how 0.2 keyed it
+    memory.set(round_1, {"tone": "dry"})
+    store = BotwireStore(memory)
+    item = store.get(("users", MID_LABEL), "prefs")
+    assert item is not None and item.value == {"tone": "dry"}
+    assert [i.key for i in store.search(("users", MID_LABEL))] == ["prefs"]
+    store.put(("users", MID_LABEL), "prefs", {"tone": "warm"})
+    assert memory.get(round_1) == {"tone": "warm"}  # the same key, not a second copy
+
+
+def test_what_no_store_can_hold_is_refused_alike(make_memory: MemoryFactory) -> None:
+    store = BotwireStore(make_memory("langgraph"))
+    with pytest.raises(InvalidName):
+        store.put(TOO_DEEP, "k", {"v": 1})
+    with pytest.raises(InvalidRequest):  # 1,000 years of seconds is botwire's longest TTL
+        store.put(("a",), "k", {"v": 1}, ttl=10**12)
+    assert store.search(("a",)) == []
+
+
+class Unreachable(Store):
+    """A store that fails the test if anything reaches it."""
+
+    def batch(self, namespace: str, ops: Any, *, idempotency: Any = None) -> list[Any]:
+        raise AssertionError(f"reached the store with {ops!r:.200}")
+
+
+BOTH = ("langgraph", "lg-{scope}")  # every head in one namespace; a namespace per head
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "specs"),
+    [
+        (lambda s: s.put(TOO_DEEP, "k", {"v": 1}), InvalidName, BOTH),
+        (lambda s: s.get(TOO_DEEP, "k"), InvalidName, BOTH),
+        (lambda s: s.put(("a",), "k", {"v": 1}, ttl=10**12), InvalidRequest, BOTH),
+        (lambda s: s.put(("a",), "k", {"v": float("nan")}), ValueNotSerializable, BOTH),
+        (
+            lambda s: s.batch([PutOp(("a",), "k", {"v": 1}), GetOp(TOO_DEEP, "k")]),
+            InvalidName,
+            BOTH,
+        ),
+        (lambda s: s.search(("a",), filter={"v": {"$regex": "x"}}), ValueError, BOTH),
+        # over two tenants: nothing is sent if one tenant's op is refused
+        (
+            lambda s: s.batch([PutOp(("a",), "k", {"v": 1}), PutOp(("b",), "k", {"v": 1e999})]),
+            ValueNotSerializable,
+            BOTH,
+        ),
+        (lambda s: s.put(("a b",), "k", {"v": 1}), InvalidName, ("lg-{scope}",)),  # not a name
+    ],
+)
+def test_every_check_runs_before_any_io(call: Any, error: type, specs: tuple[str, ...]) -> None:
+    for spec in specs:
+        with pytest.raises(error):
+            call(BotwireStore(namespace=spec, url=Unreachable()))  # type: ignore[arg-type]
+
+
+def test_a_search_where_no_key_can_be_asks_nothing() -> None:
+    store = BotwireStore(url=Unreachable())  # type: ignore[arg-type]
+    assert store.search(TOO_DEEP) == [] and store.list_namespaces(prefix=TOO_DEEP) == []
+
+
+# -- reads never write unless an item has a TTL (issue 13, bug 7) -----------------------------
+
+
+class Recording(Store):
+    """Another store, with every batch sent to it noted."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.sent: list[list[Any]] = []
+
+    def batch(self, namespace: str, ops: Any, *, idempotency: Any = None) -> list[Any]:
+        self.sent.append(list(ops))
+        return self.inner.batch(namespace, ops, idempotency=idempotency)
+
+    async def abatch(self, namespace: str, ops: Any, *, idempotency: Any = None) -> list[Any]:
+        self.sent.append(list(ops))
+        return await self.inner.abatch(namespace, ops, idempotency=idempotency)
+
+
+def test_reading_items_without_a_ttl_never_writes(memory_url: str) -> None:
+    spy = Recording(Memory("langgraph", url=memory_url).store)
+    store = BotwireStore(Memory("langgraph", url=spy))  # no ttl_config: refresh_ttl is true
+    store.put(("a",), "plain", {"v": 1})
+    store.put(("a",), "timed", {"v": 2}, ttl=5)
+    spy.sent.clear()
+    item = store.get(("a",), "plain")
+    assert item is not None and item.value == {"v": 1}
+    assert [i.key for i in store.search(("a",), filter={"v": 1})] == ["plain"]
+
+    async def reads() -> None:
+        item = await store.aget(("a",), "plain")
+        assert item is not None and item.value == {"v": 1}
+        assert [i.key for i in await store.asearch(("a",), filter={"v": 1})] == ["plain"]
+
+    asyncio.run(reads())
+    assert len(spy.sent) == 4 and all(is_read_only(ops) for ops in spy.sent)  # one read each
+    spy.sent.clear()
+    assert store.get(("a",), "timed") is not None  # an item with a TTL: read, then refreshed
+    assert [i.key for i in store.search(("a",))] == ["plain", "timed"]
+    refreshes = [op for ops in spy.sent for op in ops if not is_read_only([op])]
+    assert refreshes == [Get(key_of(("a",), "timed"), refresh=True)] * 2
+
+
+def test_a_cached_get_of_an_item_without_ttl_stays_local(server: Server, tmp_path: Path) -> None:
+    cached, seen = host(server, tmp_path / "cache", max_stale=60)
+    store = BotwireStore(Memory("langgraph", url=cached))
+    store.put(("a",), "k", {"v": 1})
+    assert store.get(("a",), "k") is not None
+    asked = len(seen)
+    for _ in range(3):
+        assert store.get(("a",), "k") is not None
+    assert len(seen) == asked  # served by the read cache: no request, no refresh
+    cached.close()
+
+
+def test_a_read_only_token_gets_and_searches(tmp_path: Path) -> None:
+    """Over a server in token mode; the items have no TTL, so nothing is written."""
+    app = create_app(Settings(db=str(tmp_path / "server.db"), auth="token"))
+    url, shutdown = loopback().serve(app)
+    try:
+        writer, _ = app.state.tokens.create(["langgraph"])
+        reader, _ = app.state.tokens.create(["langgraph"], read_only=True)
+        with Memory("langgraph", url=url, api_key=writer) as memory:
+            writes = BotwireStore(memory)
+            writes.put(("users", "u1"), "prefs", {"tone": "dry"})
+            writes.put(("users", "u1"), "session", {"n": 1}, ttl=10)
+        with Memory("langgraph", url=url, api_key=reader) as memory:
+            store = BotwireStore(memory)
+            item = store.get(("users", "u1"), "prefs")
+            assert item is not None and item.value == {"tone": "dry"}
+            hits = store.search(("users",), filter={"tone": "dry"})
+            assert [i.key for i in hits] == ["prefs"]
+            assert store.list_namespaces() == [("users", "u1")]
+            calls: list[str] = []
+            graph = _graph(store, BotwireCache(Memory("c", url="memory://ro")), calls)
+            with pytest.raises(Forbidden):  # the graph writes: the token may not
+                graph.invoke({"user": "u1", "visits": 0, "report": ""})
+            # An item with a TTL is refreshed on read, which this token may not do.
+            with pytest.raises(Forbidden):
+                store.get(("users", "u1"), "session")
+            assert store.get(("users", "u1"), "session", refresh_ttl=False) is not None
+    finally:
+        shutdown()

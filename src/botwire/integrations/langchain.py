@@ -5,11 +5,18 @@
     from botwire.integrations.langchain import BotwireChatMessageHistory
     chain = RunnableWithMessageHistory(model, lambda sid: BotwireChatMessageHistory(sid))
 
-* :class:`BotwireChatMessageHistory` keeps a session's messages as one list
-  (``history:<session_id>``), appended atomically (no read-modify-write race
-  between processes); ``max_messages`` keeps the newest, ``ttl`` (seconds)
-  restarts on every write. Messages are stored with LangChain's own
-  ``message_to_dict`` (JSON), never pickled.
+* :class:`BotwireChatMessageHistory` keeps a session's messages one per key
+  (:class:`~botwire.integrations.history.History`, kind ``history:``, name the
+  session id), so a conversation has no size limit but the namespace's quota;
+  appends are atomic and in order across processes. ``max_messages`` trims in
+  whole exchanges: what is kept starts at a human (or system) message, so a
+  tool result is never kept without the AI message that called it (as
+  LangChain's ``trim_messages`` with ``start_on``, after each add). ``ttl`` (seconds)
+  restarts on every write. ``namespace=`` may be a ``{scope}`` template or a
+  callable, the scope being the session id: a namespace per conversation. A
+  round-1 history (one list under ``history:<session_id>``) is read, and moved
+  to one entry per key by the next write. Messages are stored with LangChain's
+  own ``message_to_dict`` (JSON), never pickled.
 * :class:`BotwireStore` is ``BaseStore[str, Any]`` for JSON values.
 * :class:`BotwireLLMCache` caches generations under a hash of the prompt and the
   model's settings, as JSON (text or message, and ``generation_info``), never
@@ -39,6 +46,8 @@ except ImportError as exc:  # pragma: no cover - the hint is the point
 from .. import AsyncMemory, Memory, ValueNotSerializable
 from ..ops import NOT_PROVIDED, TTLArg
 from ..wire import encode_value
+from .history import History
+from .tenants import NamespaceSpec, Tenants
 
 log = logging.getLogger("botwire")
 
@@ -49,47 +58,75 @@ def _open(memory: Memory | None, namespace: str, url: str | None) -> tuple[Memor
     return memory, AsyncMemory(memory.namespace, url=memory.store)
 
 
+START_ON = ("human", "system")  # what a trimmed history starts with
+
+
 class BotwireChatMessageHistory(BaseChatMessageHistory):
-    """The messages of one conversation (``session_id``)."""
+    """The messages of one conversation (``session_id``).
+
+    ``add_messages`` is atomic for up to 300 messages (and about 1 MB of them);
+    a larger call is added in such parts, each atomic, in order.
+    ``max_messages`` (>= 1): after each add, the history keeps
+    the newest ``max_messages`` at most, from the first human or system message
+    among them, as LangChain's ``trim_messages(strategy="last",
+    token_counter=len, max_tokens=max_messages, start_on=("human", "system"))``;
+    so a kept tool result always follows its call, and a model that wants a
+    human message first gets one. If those newest messages hold no human or
+    system message, nothing is kept, as with ``trim_messages``: choose a limit
+    above the longest exchange.
+    """
 
     def __init__(
         self,
         session_id: str,
         memory: Memory | None = None,
         *,
-        namespace: str = "langchain",
+        namespace: NamespaceSpec = "langchain",
         url: str | None = None,
         max_messages: int | None = None,
         ttl: float | None = None,
     ) -> None:
+        if max_messages is not None and (type(max_messages) is not int or max_messages < 1):
+            raise ValueError(f"max_messages must be None or an int >= 1, not {max_messages!r}")
         self.session_id = session_id
-        self.key = f"history:{session_id}"
-        self.memory, self._async = _open(memory, namespace, url)
+        tenants = Tenants(memory, namespace, url)
+        self.memory, self._async = tenants.memory(session_id), tenants.amemory(session_id)
         self.max_messages = max_messages
-        self._ttl: TTLArg = NOT_PROVIDED if ttl is None else ttl
+        self.history = History(
+            "history:",
+            session_id,
+            legacy=f"history:{session_id}",
+            trim=None if max_messages is None else self._trimmed,
+            ttl=ttl,
+        )
+
+    def _trimmed(self, entries: list[Any]) -> int:
+        """How many of the oldest to drop: down to ``max_messages``, then on to a message
+        that can start a history (never a tool result cut from its call)."""
+        assert self.max_messages is not None
+        start = max(0, len(entries) - self.max_messages)
+        while start < len(entries) and entries[start].get("type") not in START_ON:
+            start += 1
+        return start
 
     @property
     def messages(self) -> list[BaseMessage]:  # type: ignore[override]
-        return messages_from_dict(self.memory.get(self.key, []))
+        return messages_from_dict(self.history.read(self.memory))
 
     async def aget_messages(self) -> list[BaseMessage]:
-        return messages_from_dict(await self._async.get(self.key, []))
+        return messages_from_dict(await self.history.aread(self._async))
 
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
-        if messages:
-            items = [message_to_dict(m) for m in messages]
-            self.memory.append(self.key, *items, max_len=self.max_messages, ttl=self._ttl)
+        self.history.append(self.memory, [message_to_dict(m) for m in messages])
 
     async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
-        if messages:
-            items = [message_to_dict(m) for m in messages]
-            await self._async.append(self.key, *items, max_len=self.max_messages, ttl=self._ttl)
+        await self.history.aappend(self._async, [message_to_dict(m) for m in messages])
 
     def clear(self) -> None:
-        self.memory.delete(self.key)
+        self.history.clear(self.memory)
 
     async def aclear(self) -> None:
-        await self._async.delete(self.key)
+        await self.history.aclear(self._async)
 
 
 class BotwireStore(BaseStore[str, Any]):

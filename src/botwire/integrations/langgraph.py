@@ -5,13 +5,35 @@
     from botwire.integrations.langgraph import BotwireStore, BotwireCache
     graph = builder.compile(store=BotwireStore(), cache=BotwireCache())
 
-Both keep everything in one botwire namespace (``"langgraph"`` by default). A
-LangGraph namespace tuple and key become one botwire key, each label
+Tenants: ``namespace=`` is a botwire namespace (``"langgraph"`` by default: every
+item in one), a template with ``{scope}`` or a callable, the scope being the
+head of the LangGraph namespace (``("alice", "memories")`` -> ``alice``): with
+``namespace="lg-{scope}"`` each head is a tenant of its own, which a token for
+``lg-alice*`` isolates (a head must then be a valid namespace part:
+``A-Z a-z 0-9 . _ - : @``, else ``InvalidName``; map other heads with a callable).
+
+Keys: a LangGraph namespace and key become one botwire key, each label
 percent-encoded and followed by ``/``, then ``#`` and the encoded key
-(``("users", "u-1")``, ``"prefs"`` -> ``users/u-1/#prefs``), so the mapping is
-reversible and a namespace prefix is a key prefix: a search or a namespace
-listing is one ``Scan`` of a key range. A whole ``batch`` of LangGraph ops is one
-botwire batch: one round trip, atomic.
+(``("users", "u-1")``, ``"prefs"`` -> ``users/u-1/#prefs``), so a namespace
+prefix is a key prefix: a search or a listing is a ``Scan`` of a key range.
+Where that key would be over botwire's 512 bytes, each label (and the key) over
+64 characters once encoded is shortened to its first characters, ``!`` and a
+128-bit hash of the whole (``!`` never appears in an encoded label), and the
+item's value is stored with its real namespace and key (``{"namespace", "key",
+"value"}``): every store takes a key of any length alike, and a key that fits
+keeps the form botwire 0.2 gave it. A search scans both forms of its prefix
+where they differ. A shortened label or key takes at most 65 bytes: only a
+namespace of seven or more long labels can still be over the limit, refused
+with ``InvalidName`` by every store. Every op is
+checked as the server checks it (``InvalidName``, ``InvalidRequest``,
+``ValueNotSerializable``) before any I/O, on every store.
+
+A ``batch`` is one botwire batch per tenant namespace it touches: one round trip
+and atomic within a tenant (the usual case), not across tenants. With a
+namespace per head, a search or a namespace listing that does not name a head
+(an empty ``namespace_prefix``, a ``prefix`` condition that starts with ``*``,
+only ``suffix`` conditions) covers the heads this object has used since it was
+made, never other tenants: name the head to reach one.
 
 Search: ``filter`` supports equality on (nested) fields and the operators
 ``$eq``, ``$ne``, ``$gt``, ``$gte``, ``$lt``, ``$lte``, as LangGraph's own
@@ -20,16 +42,19 @@ than an error. Results are sorted by namespace, then key. There is no vector
 index: ``query`` is ignored (as by ``InMemoryStore`` without an index), and
 ``index`` on puts too.
 
-TTL: ``supports_ttl = True``; LangGraph's TTLs are minutes, stored as seconds.
-``refresh_ttl`` (or ``ttl_config["refresh_on_read"]``, default true) restarts
-an item's clock when a get or search returns it. Expired items are never
-returned.
+TTL: ``supports_ttl = True``; LangGraph's TTLs are minutes, stored as seconds
+(at most botwire's ``MAX_TTL``, else ``InvalidRequest``). ``refresh_ttl`` (or
+``ttl_config["refresh_on_read"]``, default true) restarts the clock of the
+items a get or search returns that have a TTL, in a second batch; reading items
+without a TTL never writes (a read-only token reads them; a cached store serves
+them locally). Expired items are never returned.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Mapping, Sequence
+import hashlib
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote, unquote
@@ -53,52 +78,158 @@ except ImportError as exc:  # pragma: no cover - the hint is the point
         "botwire's LangGraph adapter needs: pip install 'botwire[langgraph]'"
     ) from exc
 
-from .. import AsyncMemory, Memory
+from .. import Memory
 from ..ops import Clear, Delete, Get, ListKeys, Put, Record, Scan
 from ..ops import Op as BotwireOp
-from ..wire import decode_value, encode_value
+from ..wire import check_namespace, decode_value, encode_value, op_from_json, op_to_json
+from .tenants import NamespaceSpec, Tenants, per_scope
 
-SEP, KEY = "/", "#"
+SEP, KEY, SHORT = "/", "#", "!"
+MAX_KEY = 512  # botwire's key limit, in bytes (an encoded key is ASCII: one byte a character)
+LONG = 64  # in a key over MAX_KEY, an encoded label longer than this is shortened
+DIGEST = 32  # hex digits of the hash that ends a shortened label
 
 
-def _label(text: str) -> str:
-    return quote(text, safe="")  # never "/" or "#": the separators stay unambiguous
+def _label(text: str, short: bool = False) -> str:
+    """``text`` percent-encoded (never ``/``, ``#`` or ``!``: the separators stay
+    unambiguous); with ``short``, cut to :data:`LONG` characters ending in a hash."""
+    encoded = quote(text, safe="")
+    if not short or len(encoded) <= LONG:
+        return encoded
+    head = encoded[: LONG - DIGEST - 1]
+    cut = head.find("%", len(head) - 2)  # never half of a %XX
+    if cut != -1:
+        head = head[:cut]
+    return head + SHORT + hashlib.sha256(text.encode()).hexdigest()[:DIGEST]
+
+
+def _prefix(namespace: Sequence[str], short: bool = False) -> str:
+    return "".join(_label(label, short) + SEP for label in namespace)
 
 
 def prefix_of(namespace: Sequence[str]) -> str:
-    """The key prefix of every item under ``namespace`` (or under a namespace prefix)."""
-    return "".join(_label(label) + SEP for label in namespace)
+    """The key prefix of the items under ``namespace`` whose keys fit as they are."""
+    return _prefix(namespace)
+
+
+def prefixes_of(namespace: Sequence[str]) -> list[str]:
+    """Every key prefix an item under ``namespace`` (or a namespace prefix) can have: as
+    written, and shortened, where they differ and can begin a key."""
+    return [
+        p for p in dict.fromkeys((_prefix(namespace), _prefix(namespace, True))) if len(p) < MAX_KEY
+    ]
 
 
 def key_of(namespace: Sequence[str], key: str) -> str:
-    """The botwire key of item ``key`` in ``namespace``."""
-    return prefix_of(namespace) + KEY + _label(key)
+    """The botwire key of item ``key`` in ``namespace``: as written if that fits
+    :data:`MAX_KEY` (the round-1 form), else with its long labels shortened."""
+    written = _prefix(namespace) + KEY + _label(key)
+    if len(written) <= MAX_KEY:
+        return written
+    return _prefix(namespace, True) + KEY + _label(key, True)
 
 
 def split_key(stored: str) -> tuple[tuple[str, ...], str]:
-    """``(namespace, key)`` back from a botwire key."""
+    """``(namespace, key)`` back from a botwire key (a shortened label stays shortened:
+    the real ones are in the item's value)."""
     if stored.startswith(KEY):  # the root namespace ()
         return (), unquote(stored[len(KEY) :])
     path, _, key = stored.rpartition(SEP + KEY)
     return tuple(unquote(label) for label in path.split(SEP)), unquote(key)
 
 
+def shortened(stored: str) -> bool:
+    """Whether a label of ``stored`` was shortened (its value then names the real ones)."""
+    return SHORT in stored
+
+
+def _stored_value(namespace: Sequence[str], key: str, value: Mapping[str, Any]) -> bytes:
+    stored = key_of(namespace, key)
+    if shortened(stored):
+        return encode_value({"namespace": list(namespace), "key": key, "value": dict(value)})
+    return encode_value(dict(value))
+
+
+def _unpack(stored: str, record: Record) -> tuple[tuple[str, ...], str, Any]:
+    """The real ``(namespace, key, value)`` of a stored item."""
+    value = decode_value(record.data)
+    if shortened(stored):
+        return tuple(value["namespace"]), value["key"], value["value"]
+    namespace, key = split_key(stored)
+    return namespace, key, value
+
+
 def _time(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=timezone.utc)
 
 
-def _item(cls: type[Any], namespace: tuple[str, ...], key: str, record: Record) -> Any:
+def _item(cls: type[Any], namespace: tuple[str, ...], key: str, value: Any, record: Record) -> Any:
     return cls(
         namespace=namespace,
         key=key,
-        value=decode_value(record.data),
+        value=value,
         created_at=_time(record.created_at),
         updated_at=_time(record.updated_at),
     )
 
 
-def _open(memory: Memory | None, namespace: str, url: str | None) -> Memory:
-    return memory if memory is not None else Memory(namespace, url=url)
+# -- tenants: which botwire namespace holds a LangGraph namespace ---------------------------
+
+Step = dict[str, list[BotwireOp]]  # botwire ops per botwire namespace
+Results = dict[str, list[Any]]
+Plan = Generator[Step, Results, Any]
+
+
+class _Tenancy:
+    """The botwire namespaces of one adapter object, and the drivers of its plans."""
+
+    def __init__(self, memory: Memory | None, namespace: NamespaceSpec, url: str | None) -> None:
+        self.tenants = Tenants(memory, namespace, url)
+        self.split = memory is None and per_scope(namespace)
+        self.seen: dict[str, str] = {}  # botwire namespace -> a head that maps to it
+
+    def of(self, namespace: Sequence[str]) -> str:
+        """The botwire namespace of a LangGraph namespace (``InvalidName`` if none is valid)."""
+        head = namespace[0] if self.split and namespace else ""
+        name = check_namespace(self.tenants.name(head))
+        self.seen.setdefault(name, head)
+        return name
+
+    def heads(self, prefix: Sequence[str]) -> list[str]:
+        """The botwire namespaces a search under ``prefix`` covers (see the module docstring)."""
+        if prefix or not self.split:
+            return [self.of(prefix)]
+        return sorted(self.seen)
+
+    def run(self, plan: Plan) -> Any:
+        try:
+            step = next(plan)
+            while True:
+                memories = self._check({n: self.tenants.memory(self.seen[n]) for n in step}, step)
+                step = plan.send({n: memories[n].batch(ops) for n, ops in step.items()})
+        except StopIteration as done:
+            return done.value
+
+    async def arun(self, plan: Plan) -> Any:
+        try:
+            step = next(plan)
+            while True:
+                memories = self._check({n: self.tenants.amemory(self.seen[n]) for n in step}, step)
+                step = plan.send({n: await memories[n].batch(ops) for n, ops in step.items()})
+        except StopIteration as done:
+            return done.value
+
+    @staticmethod
+    def _check(memories: dict[str, Any], step: Step) -> dict[str, Any]:
+        """Every op of a step checked before its first batch (each batch checks its own)."""
+        if len(step) > 1:
+            for ops in step.values():
+                for op in ops:
+                    op_from_json(op_to_json(op))
+        return memories
+
+
+# -- the store ---------------------------------------------------------------------------------
 
 
 class BotwireStore(BaseStore):
@@ -110,106 +241,153 @@ class BotwireStore(BaseStore):
         self,
         memory: Memory | None = None,
         *,
-        namespace: str = "langgraph",
+        namespace: NamespaceSpec = "langgraph",
         url: str | None = None,
         ttl: TTLConfig | None = None,
     ) -> None:
-        self.memory = _open(memory, namespace, url)
-        self._async = AsyncMemory(self.memory.namespace, url=self.memory.store)
+        self._tenancy = _Tenancy(memory, namespace, url)
         self.ttl_config = ttl
 
-    # -- the primitive ----------------------------------------------------------------
-
     def batch(self, ops: Iterable[Op]) -> list[Result]:
-        plan = _Plan(list(ops))
-        first = plan.first()
-        results = self.memory.batch(first) if first else []
-        refresh = plan.refreshes(results)
-        if refresh:
-            self.memory.batch(refresh)
-        return plan.answers(results)
+        return self._tenancy.run(_plan(list(ops), self._tenancy))  # type: ignore[no-any-return]
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
-        plan = _Plan(list(ops))
-        first = plan.first()
-        results = await self._async.batch(first) if first else []
-        refresh = plan.refreshes(results)
-        if refresh:
-            await self._async.batch(refresh)
-        return plan.answers(results)
+        return await self._tenancy.arun(_plan(list(ops), self._tenancy))  # type: ignore[no-any-return]
 
 
-class _Plan:
-    """One LangGraph batch as botwire ops, and the LangGraph results back. No I/O."""
+def _plan(ops: list[Op], tenancy: _Tenancy) -> Plan:
+    """One LangGraph batch: its reads and writes, then the refreshes and the real names
+    of shortened namespaces it needs. No I/O."""
+    first: Step = {}
+    spots: list[list[tuple[str, int]]] = []  # per LangGraph op: (botwire namespace, index)
+    for op in ops:
+        sent: list[tuple[str, BotwireOp]]
+        if isinstance(op, GetOp):
+            sent = [(tenancy.of(op.namespace), Get(key_of(op.namespace, op.key)))]
+        elif isinstance(op, PutOp):
+            key = key_of(op.namespace, op.key)
+            write: BotwireOp = (
+                Delete(key)
+                if op.value is None
+                else Put(key, _stored_value(op.namespace, op.key, op.value), _seconds(op.ttl))
+            )
+            sent = [(tenancy.of(op.namespace), write)]
+        elif isinstance(op, SearchOp):
+            _check_filter(op.filter or {})
+            prefix = op.namespace_prefix
+            sent = [(n, Scan(p)) for n in tenancy.heads(prefix) for p in prefixes_of(prefix)]
+        elif isinstance(op, ListNamespacesOp):
+            fixed = _fixed_prefix(op)
+            sent = [(n, ListKeys(p)) for n in tenancy.heads(fixed) for p in prefixes_of(fixed)]
+        else:
+            raise TypeError(f"unknown LangGraph operation {op!r}")
+        places = []
+        for name, botwire_op in sent:
+            group = first.setdefault(name, [])
+            places.append((name, len(group)))
+            group.append(botwire_op)
+        spots.append(places)
+    results = (yield first) if first else {}
+    found = [[(name, results[name][i]) for name, i in places] for places in spots]
 
-    def __init__(self, ops: list[Op]) -> None:
-        self.ops = ops
-        self.sent: list[BotwireOp] = []
-        self.index: list[int | None] = []  # per LangGraph op: its botwire op, or None
+    answers: list[Any] = []
+    second: Step = {}  # refreshes, and a key of each shortened namespace listed
+    lookups: list[tuple[str, int, str]] = []  # (botwire namespace, index, key) of the latter
+    for op, parts in zip(ops, found, strict=True):
+        if isinstance(op, GetOp):
+            ((name, record),) = parts
+            if record is None:
+                answers.append(None)
+                continue
+            _, _, value = _unpack(key_of(op.namespace, op.key), record)
+            answers.append(_item(Item, op.namespace, op.key, value, record))
+            if op.refresh_ttl and record.expires_at is not None:
+                second.setdefault(name, []).append(Get(key_of(op.namespace, op.key), refresh=True))
+        elif isinstance(op, PutOp):
+            answers.append(None)
+        elif isinstance(op, SearchOp):
+            hits = _search(op, parts)
+            answers.append([item for item, _, _ in hits])
+            for item, name, record in hits:
+                if op.refresh_ttl and record.expires_at is not None:
+                    refresh = Get(key_of(item.namespace, item.key), refresh=True)
+                    second.setdefault(name, []).append(refresh)
+        else:
+            answers.append(parts)  # keys, until the shortened namespaces are known
+            for name, keys in parts:
+                for stored in _short_namespaces(keys).values():
+                    group = second.setdefault(name, [])
+                    lookups.append((name, len(group), stored))
+                    group.append(Get(stored))
+    real: dict[str, tuple[str, ...]] = {}  # a shortened stored prefix -> its namespace
+    if second:
+        results = yield second
+        for name, i, stored in lookups:
+            if (record := results[name][i]) is not None:
+                real[_stored_prefix(stored)] = _unpack(stored, record)[0]
+    for i, op in enumerate(ops):
+        if isinstance(op, ListNamespacesOp):
+            answers[i] = _namespaces(op, answers[i], real)
+    return answers
 
-    def first(self) -> list[BotwireOp]:
-        for op in self.ops:
-            self.index.append(len(self.sent))
-            if isinstance(op, GetOp):
-                self.sent.append(Get(key_of(op.namespace, op.key), op.refresh_ttl))
-            elif isinstance(op, PutOp):
-                key = key_of(op.namespace, op.key)
-                if op.value is None:
-                    self.sent.append(Delete(key))
-                else:
-                    self.sent.append(Put(key, encode_value(dict(op.value)), self._ttl(op.ttl)))
-            elif isinstance(op, SearchOp):
-                _check_filter(op.filter or {})
-                self.sent.append(Scan(prefix_of(op.namespace_prefix)))
-            elif isinstance(op, ListNamespacesOp):
-                self.sent.append(ListKeys())  # the keys name every namespace with an item
-            else:
-                raise TypeError(f"unknown LangGraph operation {op!r}")
-        return self.sent
 
-    @staticmethod
-    def _ttl(minutes: float | None) -> float | None:
-        """Seconds (BaseStore.put has already applied the configured default)."""
-        return None if minutes is None else float(minutes) * 60
+def _seconds(minutes: float | None) -> float | None:
+    """Seconds (BaseStore.put has already applied the configured default)."""
+    return None if minutes is None else float(minutes) * 60
 
-    def refreshes(self, results: list[Any]) -> list[BotwireOp]:
-        """The refreshing reads a search asks for, of the items it returns."""
-        ops: list[BotwireOp] = []
-        for op, position in zip(self.ops, self.index, strict=True):
-            if isinstance(op, SearchOp) and op.refresh_ttl:
-                for item in self._search(op, results[position]):  # type: ignore[index]
-                    ops.append(Get(key_of(item.namespace, item.key), refresh=True))
-        return ops
 
-    def answers(self, results: list[Any]) -> list[Result]:
-        out: list[Result] = []
-        for op, position in zip(self.ops, self.index, strict=True):
-            result = results[position]  # type: ignore[index]
-            if isinstance(op, GetOp):
-                out.append(None if result is None else _item(Item, op.namespace, op.key, result))
-            elif isinstance(op, PutOp):
-                out.append(None)
-            elif isinstance(op, SearchOp):
-                out.append(self._search(op, result))
-            else:
-                out.append(_namespaces(op, result))
-        return out
-
-    @staticmethod
-    def _search(op: SearchOp, scanned: list[tuple[str, Record]]) -> list[SearchItem]:
-        found = []
+def _search(
+    op: SearchOp, parts: list[tuple[str, list[tuple[str, Record]]]]
+) -> list[tuple[SearchItem, str, Record]]:
+    found = []
+    for name, scanned in parts:
         for stored, record in scanned:
-            namespace, key = split_key(stored)
-            item = _item(SearchItem, namespace, key, record)
+            namespace, key, value = _unpack(stored, record)
             if not op.filter or all(
-                _matches(item.value.get(field), wanted) for field, wanted in op.filter.items()
+                _matches(value.get(field), wanted) for field, wanted in op.filter.items()
             ):
-                found.append(item)
-        return found[op.offset : op.offset + op.limit]
+                found.append((_item(SearchItem, namespace, key, value, record), name, record))
+    found.sort(key=lambda hit: (hit[0].namespace, hit[0].key))
+    return found[op.offset : op.offset + op.limit]
 
 
-def _namespaces(op: ListNamespacesOp, keys: list[str]) -> list[tuple[str, ...]]:
-    spaces = {split_key(stored)[0] for stored in keys}
+def _fixed_prefix(op: ListNamespacesOp) -> tuple[str, ...]:
+    """The labels every listed namespace starts with: a ``prefix`` condition's, up to a ``*``."""
+    for condition in op.match_conditions or ():
+        if condition.match_type == "prefix":
+            labels = list(condition.path)
+            return tuple(labels[: labels.index("*")] if "*" in labels else labels)
+    return ()
+
+
+def _stored_prefix(stored: str) -> str:
+    """The namespace part of a botwire key (``users/u-1/`` of ``users/u-1/#prefs``)."""
+    return stored[: stored.rfind(SEP + KEY) + 1]
+
+
+def _short_namespaces(keys: list[str]) -> dict[str, str]:
+    """One key per shortened namespace: its value names the namespace."""
+    out: dict[str, str] = {}
+    for stored in keys:
+        prefix = _stored_prefix(stored)
+        if shortened(prefix):
+            out.setdefault(prefix, stored)
+    return out
+
+
+def _namespaces(
+    op: ListNamespacesOp,
+    parts: list[tuple[str, list[str]]],
+    real: dict[str, tuple[str, ...]],
+) -> list[tuple[str, ...]]:
+    spaces = set()
+    for _, keys in parts:
+        for stored in keys:
+            prefix = _stored_prefix(stored)
+            if not shortened(prefix):
+                spaces.add(split_key(stored)[0])
+            elif prefix in real:  # (else every item of it went away meanwhile)
+                spaces.add(real[prefix])
     for condition in op.match_conditions or ():
         spaces = {ns for ns in spaces if _path_matches(condition.match_type, condition.path, ns)}
     if op.max_depth is not None:
@@ -226,7 +404,7 @@ def _path_matches(kind: str, path: Sequence[str], namespace: tuple[str, ...]) ->
     return all(wanted in ("*", label) for label, wanted in zip(labels, path, strict=True))
 
 
-_COMPARE = {
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
     "$gt": lambda a, b: a > b,
     "$gte": lambda a, b: a >= b,
     "$lt": lambda a, b: a < b,
@@ -269,71 +447,80 @@ def _operator(value: Any, name: str, arg: Any) -> bool:
         return False
 
 
+# -- the node cache ----------------------------------------------------------------------------
+
+
 class BotwireCache(BaseCache[Any]):
     """LangGraph's node cache (``CachePolicy``) on botwire; TTLs in seconds.
 
     Values go through LangGraph's serializer (no pickle by default) and are
-    stored as ``{"type": ..., "data": <base64>}`` JSON.
+    stored as ``{"type": ..., "data": <base64>}`` JSON. ``namespace=`` as for
+    :class:`BotwireStore` (the scope is the head of the cache namespace);
+    ``clear()`` without namespaces clears every tenant this object has used.
     """
 
     def __init__(
         self,
         memory: Memory | None = None,
         *,
-        namespace: str = "langgraph-cache",
+        namespace: NamespaceSpec = "langgraph-cache",
         url: str | None = None,
         serde: Any = None,
     ) -> None:
         super().__init__(serde=serde)
-        self.memory = _open(memory, namespace, url)
-        self._async = AsyncMemory(self.memory.namespace, url=self.memory.store)
+        self._tenancy = _Tenancy(memory, namespace, url)
 
-    def _gets(self, keys: Sequence[FullKey]) -> list[BotwireOp]:
-        return [Get(key_of(ns, key)) for ns, key in keys]
-
-    def _values(self, keys: Sequence[FullKey], records: list[Any]) -> dict[FullKey, Any]:
+    def _get(self, keys: Sequence[FullKey]) -> Plan:
+        step: Step = {}
+        for ns, key in keys:
+            step.setdefault(self._tenancy.of(ns), []).append(Get(key_of(ns, key)))
+        results = (yield step) if step else {}
         out: dict[FullKey, Any] = {}
-        for (ns, key), record in zip(keys, records, strict=True):
+        at = dict.fromkeys(step, 0)
+        for ns, key in keys:
+            name = self._tenancy.of(ns)
+            record = results[name][at[name]]
+            at[name] += 1
             if record is not None:
                 stored = decode_value(record.data)
                 data = base64.b64decode(stored["data"])
                 out[(tuple(ns), key)] = self.serde.loads_typed((stored["type"], data))
         return out
 
-    def _puts(self, pairs: Mapping[FullKey, tuple[Any, int | None]]) -> list[BotwireOp]:
-        ops: list[BotwireOp] = []
+    def _set(self, pairs: Mapping[FullKey, tuple[Any, int | None]]) -> Plan:
+        step: Step = {}
         for (ns, key), (value, ttl) in pairs.items():
             kind, data = self.serde.dumps_typed(value)
-            stored = {"type": kind, "data": base64.b64encode(data).decode()}
-            ops.append(Put(key_of(ns, key), encode_value(stored), None if ttl is None else ttl))
-        return ops
+            stored = encode_value({"type": kind, "data": base64.b64encode(data).decode()})
+            put = Put(key_of(ns, key), stored, None if ttl is None else ttl)
+            step.setdefault(self._tenancy.of(ns), []).append(put)
+        if step:
+            yield step
 
-    @staticmethod
-    def _clears(namespaces: Sequence[Namespace] | None) -> list[BotwireOp]:
+    def _clear(self, namespaces: Sequence[Namespace] | None) -> Plan:
+        step: Step = {}
         if namespaces is None:
-            return [Clear()]
-        return [Clear(prefix_of(ns) + KEY) for ns in namespaces]
-
-    def _run(self, ops: list[BotwireOp]) -> list[Any]:
-        return self.memory.batch(ops)
-
-    async def _arun(self, ops: list[BotwireOp]) -> list[Any]:
-        return await self._async.batch(ops)
+            step = {name: [Clear()] for name in self._tenancy.heads(())}
+        for ns in namespaces or ():
+            clears = [Clear(prefix + KEY) for prefix in prefixes_of(ns)]
+            step.setdefault(self._tenancy.of(ns), []).extend(clears)
+        if step:
+            yield step
 
     def get(self, keys: Sequence[FullKey]) -> dict[FullKey, Any]:
-        return self._values(keys, self._run(self._gets(keys)))
+        return self._tenancy.run(self._get(keys))  # type: ignore[no-any-return]
 
     async def aget(self, keys: Sequence[FullKey]) -> dict[FullKey, Any]:
-        return self._values(keys, await self._arun(self._gets(keys)))
+        return await self._tenancy.arun(self._get(keys))  # type: ignore[no-any-return]
 
     def set(self, pairs: Mapping[FullKey, tuple[Any, int | None]]) -> None:
-        self._run(self._puts(pairs))
+        self._tenancy.run(self._set(pairs))
 
     async def aset(self, pairs: Mapping[FullKey, tuple[Any, int | None]]) -> None:
-        await self._arun(self._puts(pairs))
+        await self._tenancy.arun(self._set(pairs))
 
     def clear(self, namespaces: Sequence[Namespace] | None = None) -> None:
-        self._run(self._clears(namespaces))
+        self._tenancy.run(self._clear(namespaces))
 
     async def aclear(self, namespaces: Sequence[Namespace] | None = None) -> None:
-        await self._arun(self._clears(namespaces))
+        await self._tenancy.arun(self._clear(namespaces))
