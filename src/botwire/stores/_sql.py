@@ -467,9 +467,9 @@ def read_ahead(s: Scope, group: Sequence[GroupItem]) -> Plan:
     found: dict[tuple[str, str], tuple[str, bytes, float] | None] = dict.fromkeys(wanted)
     for start in range(0, len(wanted), 200):
         chunk = wanted[start : start + 200]
-        rows = yield (
+        rows = yield (  # ORed pairs: both engines use the primary key (a row-value IN scans)
             f"SELECT ns, key, fingerprint, results, claimed_at FROM {d.idempotency} "
-            f"WHERE (ns, key) IN ({', '.join([f'({p}, {p})'] * len(chunk))})",
+            f"WHERE {' OR '.join([f'(ns = {p} AND key = {p})'] * len(chunk))}",
             [part for pair in chunk for part in pair],
         )
         for ns, key, fingerprint, results, claimed_at in rows:
