@@ -1,4 +1,4 @@
-"""One async resource (an HTTP client, a connection pool) per event loop.
+"""One async resource (the HTTP store's ``httpx.AsyncClient``) per event loop.
 
 An async connection belongs to the loop that opened it, and ``AsyncMemory``
 may be used from several loops in one process (``asyncio.run`` twice, a thread

@@ -33,7 +33,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -60,9 +60,6 @@ from . import _sql
 from ._backoff import Backoff
 from ._postgres_schema import SCHEMA_VERSION, migrate
 from .base import GroupItem, Limits, Store
-
-# A plan yields (sql, params) and receives the rows (or the row count) back.
-Plan = Generator[tuple[str, Sequence[Any]], Any, Any]
 
 _RETRY_ALWAYS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 
@@ -115,7 +112,7 @@ class PostgresStore(Store):
 
     def _run(
         self,
-        make_plan: Callable[[], Plan],
+        make_plan: Callable[[], _sql.Plan],
         *,
         retry_lost: bool,
         read_only: bool,
@@ -170,14 +167,14 @@ class PostgresStore(Store):
             return []
         if is_read_only(ops):
             return self._run(  # type: ignore[no-any-return]
-                lambda: self._read(namespace, ops),
+                lambda: _sql.read(self._scope, namespace, ops, self.clock()),
                 retry_lost=True,
                 read_only=True,
                 single=_one_statement(ops),
             )
         now = self.clock()
         results = self._run(
-            lambda: self._write(namespace, ops, idempotency, now),
+            lambda: _sql.write(self._scope, namespace, ops, idempotency, now),
             retry_lost=idempotency is not None,
             read_only=False,
         )
@@ -210,13 +207,7 @@ class PostgresStore(Store):
         self._maybe_sweep()
         return answers
 
-    # -- plans: every op, the read and the write bodies and the sweep are in _sql ---------
-
-    def _read(self, ns: str, ops: Sequence[Op]) -> Plan:
-        return (yield from _sql.read(self._scope, ns, ops, self.clock()))
-
-    def _write(self, ns: str, ops: Sequence[Op], idem: Idempotency | None, now: float) -> Plan:
-        return (yield from _sql.write(self._scope, ns, ops, idem, now))
+    # -- every op, the read and write bodies and the sweep are plans in _sql --------------
 
     def _maybe_sweep(self) -> None:
         now = self.clock()
