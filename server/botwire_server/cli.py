@@ -145,7 +145,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--auth", choices=["open", "token"])
     p.add_argument("--allow-open", action="store_true", default=None)
     p.add_argument("--synchronous", choices=["full", "normal"])
-    p.add_argument("--writes-per-day", type=int, help="per namespace; 0: no limit")
+    p.add_argument(
+        "--writes-per-day", type=int, help="write requests per namespace and UTC day; 0: no limit"
+    )
     p.add_argument("--max-bytes", type=int, help="stored per namespace; 0: no limit")
     p.add_argument("--max-value-bytes", type=int, help="one value; 0: no limit")
     p.add_argument("--max-body-bytes", type=int, help="one request; 0: no limit")

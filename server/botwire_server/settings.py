@@ -30,7 +30,7 @@ class Settings:
     db: str = field(default_factory=_default_db)  # a SQLite path, or a postgresql:// URL
     workers: int = 1
     synchronous: str = "full"
-    writes_per_day: int = 1000  # per namespace, UTC day
+    writes_per_day: int = 1000  # write requests (a batch is one) per namespace, UTC day
     max_bytes: int = 50_000_000  # stored per namespace
     max_value_bytes: int = 1_048_576  # one value
     max_body_bytes: int = 2_097_152  # one request body

@@ -43,13 +43,18 @@ def _size(mem: Memory) -> int:
     return int(stats.bytes)
 
 
-def test_a_batch_over_the_limit_is_refused_whole(make_store: Callable[..., Store]) -> None:
+def test_a_batch_is_one_write_and_over_the_limit_is_refused_whole(
+    make_store: Callable[..., Store],
+) -> None:
     mem = Memory("ns", url=make_store(limits=Limits(writes_per_day=3)))
     mem.set("a", 1)
+    mem.set_many({f"b{i}": i for i in range(50)})  # one atomic request: one write
+    mem.set_many({"c": 1, "d": 2})  # the 3rd write
+    assert len(mem.list_keys()) == 53
     with pytest.raises(WriteLimitExceeded):
-        mem.set_many({"b": 1, "c": 2, "d": 3})
-    assert mem.list_keys() == ["a"]
-    mem.set_many({"b": 1, "c": 2})
+        mem.set_many({"e": 1, "f": 2})
+    assert len(mem.list_keys()) == 53 and mem.get("e") is None
+    assert mem.store.batch("ns", [Stats()])[0].writes_today == 3
     assert Memory("other", url=mem.store).set("x", 1)  # each namespace has its own budget
 
 

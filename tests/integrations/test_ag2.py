@@ -26,6 +26,8 @@ from ag2.testing import TestConfig
 
 from botwire import Forbidden, Memory, QuotaExceeded, ValueNotSerializable
 from botwire.integrations.ag2 import BotwireKnowledgeStore, BotwireStorage
+from botwire.integrations.files import Files
+from botwire.ops import Put
 
 from ..loopback import loopback
 
@@ -84,6 +86,90 @@ def test_concurrent_appends_get_distinct_offsets(memory_url: str) -> None:
             assert (await stores[0].read_range("/log/shared.jsonl", offset)).split("\n")[0]
         for s in stores:
             await s.close()
+
+    asyncio.run(run())
+
+
+LONG = "".join(f'line {n}: ø€𝄞 \x00\t"quoted"\n' for n in range(120_000))  # 3.4 MB of UTF-8
+
+
+def test_a_file_past_one_value_behaves_like_ag2s_own_store(memory_url: str) -> None:
+    """Round 1 kept a file as one value: refused past a server's 1 MiB (max_value_bytes)."""
+
+    async def run(store: KnowledgeStore) -> list[object]:
+        await store.write("/docs/big.txt", LONG)
+        out: list[object] = [await store.read("/docs/big.txt") == LONG]
+        out += [await store.append("/docs/big.txt", "tail\n"), await store.list("/")]
+        out += [await store.read_range("/docs/big.txt", len(LONG.encode()) - 5)]
+        await store.write("/docs/big.txt", LONG[::-1])  # a second long version
+        out += [await store.read("/docs/big.txt") == LONG[::-1]]
+        await store.write("/docs/big.txt", "short again")
+        out += [await store.read("/docs/big.txt"), await store.list("/docs/")]
+        await store.write("/docs/deep/big.txt", LONG)
+        await store.delete("/docs")
+        out += [await store.list("/"), await store.exists("/docs/deep/big.txt")]
+        return out
+
+    async def both() -> None:
+        ours = BotwireKnowledgeStore(url=memory_url)
+        assert await run(ours) == await run(MemoryKnowledgeStore())
+        assert await ours.memory.count() == 0  # no piece of any version is left behind
+        await ours.close()
+
+    asyncio.run(both())
+
+
+def test_readers_see_a_whole_long_file_never_a_mix(memory_url: str) -> None:
+    texts = [LONG, LONG.replace("line", "LINE")]
+
+    async def run() -> None:
+        writers = [BotwireKnowledgeStore(url=memory_url) for _ in range(2)]
+        reader = BotwireKnowledgeStore(url=memory_url)
+        await writers[0].write("/f.txt", texts[0])
+
+        async def write(n: int) -> None:
+            for _ in range(3):
+                await writers[n].write("/f.txt", texts[n])
+
+        async def read() -> list[str | None]:
+            return [await reader.read("/f.txt") for _ in range(6)]
+
+        *_, seen = await asyncio.gather(write(0), write(1), read())
+        assert all(text in texts for text in seen)
+        assert await reader.read("/f.txt") in texts
+        for store in [*writers, reader]:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def test_a_writer_that_dies_before_its_head_leaves_the_old_file_and_expiring_pieces(
+    memory_url: str,
+) -> None:
+    async def run() -> None:
+        store = BotwireKnowledgeStore(url=memory_url)
+        await store.write("/f.txt", "before")
+        calls = 0
+
+        class DiesOnTheHead:  # an AsyncMemory killed between the pieces and the head
+            async def batch(self, ops: Any) -> list[Any]:
+                nonlocal calls
+                calls += 1
+                if any(isinstance(op, Put) and op.key == "/f.txt" for op in ops):
+                    raise KeyboardInterrupt
+                return await store.memory.batch(ops)
+
+        with pytest.raises(KeyboardInterrupt):
+            await Files(DiesOnTheHead()).write("/f.txt", LONG)  # type: ignore[arg-type]
+        assert calls > 2  # the pieces went out in several requests first
+        assert await store.read("/f.txt") == "before"
+        assert await store.list("/") == ["f.txt"]
+        pieces = await store.memory.list_keys("#")
+        ttls = [await store.memory.ttl(key) for key in pieces]
+        assert pieces and all(ttl is not None and 0 < ttl <= 3600 for ttl in ttls)
+        await store.write("/f.txt", LONG)  # and the next write works
+        assert await store.read("/f.txt") == LONG
+        await store.close()
 
     asyncio.run(run())
 
@@ -232,11 +318,10 @@ def test_a_round_1_stream_is_read_and_moved_into_entries(tmp_path: Path) -> None
 
 @pytest.fixture
 def default_server(tmp_path: Path) -> Iterator[str]:
-    """The real server with its default limits (1 MiB a value, 2 MiB a request...), but for
-    the free tier's 1000 writes a day per namespace, which a 500-event stream exceeds alone."""
+    """The real server with every default limit (1,000 writes a day, 1 MiB a value...)."""
     from botwire_server import Settings, create_app
 
-    app = create_app(Settings(db=str(tmp_path / "server.db"), writes_per_day=0))
+    app = create_app(Settings(db=str(tmp_path / "server.db")))
     url, shutdown = loopback().serve(app)
     yield url
     shutdown()
@@ -251,7 +336,8 @@ def test_a_stream_of_500_events_passes_1_mib_on_a_default_server(default_server:
     async def run() -> None:
         storage = BotwireStorage(url=default_server)
         stream = MemoryStream(storage=storage, id=uuid.uuid4())
-        agent = Agent("reader", tools=[fetch_page])
+        knowledge = BotwireKnowledgeStore(url=default_server)  # AG2 logs the stream here
+        agent = Agent("reader", tools=[fetch_page], knowledge=KnowledgeConfig(store=knowledge))
         calls = []
         for turn in range(12):  # 20 tool calls a turn, 45 events: 540 events, 1.2 MB
             batch = [
@@ -267,7 +353,11 @@ def test_a_stream_of_500_events_passes_1_mib_on_a_default_server(default_server:
         results = [e for e in events if type(e) is ToolResultEvent]
         assert sorted(r.parent_id for r in results) == sorted(calls)
         assert events[0].parts[0].content == "turn 0"  # type: ignore[attr-defined]
-        assert Memory("ag2-streams", url=default_server).stats().bytes > 1_150_000
+        stats = Memory("ag2-streams", url=default_server).stats()
+        assert stats.bytes > 1_150_000 and stats.writes_today <= 540  # at most one an event
+        log = await knowledge.read(f"/log/{stream.id}.jsonl")  # rewritten whole every turn
+        assert log is not None and len(log.encode()) > 1_048_576 and len(log.splitlines()) == 540
+        await knowledge.close()
         await storage.close()
 
     asyncio.run(run())

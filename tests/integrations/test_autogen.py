@@ -253,11 +253,10 @@ def test_a_round_1_memory_is_read_and_moved_into_entries(tmp_path: Path) -> None
 
 @pytest.fixture
 def default_server(tmp_path: Path) -> Iterator[str]:
-    """The real server with its default limits (1 MiB a value, 2 MiB a request...), but for
-    the free tier's 1000 writes a day per namespace, which 500 entries exceed alone."""
+    """The real server with every default limit (1,000 writes a day, 1 MiB a value...)."""
     from botwire_server import Settings, create_app
 
-    app = create_app(Settings(db=str(tmp_path / "server.db"), writes_per_day=0))
+    app = create_app(Settings(db=str(tmp_path / "server.db")))
     url, shutdown = loopback().serve(app)
     yield url
     shutdown()
@@ -271,6 +270,7 @@ def test_500_entries_pass_1_mib_on_a_default_server(default_server: str) -> None
             await memory.add(text(f"entry {n} {filler}"))
         again = BotwireMemory("journal", url=default_server, k=3)
         assert len((await again.query("", k=None)).results) == 500
+        assert Memory("autogen", url=default_server).stats().writes_today <= 501  # one an add
         best = (await again.query("entry 417")).results
         assert best[0].content.startswith("entry 417 ")  # type: ignore[union-attr]
         agent = AssistantAgent(

@@ -202,9 +202,8 @@ def test_a_500_turn_conversation_with_tool_calls_on_a_server_with_default_limits
     """Round 1 kept a conversation as one value, refused past the server's 1 MiB."""
     from botwire_server import Settings, create_app
 
-    # the server's defaults (1 MiB per value, 2 MiB per body, 50 MB per namespace...),
-    # but for the day's write quota, which 500 turns of 4 messages would spend
-    settings = Settings(db=str(tmp_path / "server.db"), writes_per_day=0)
+    # every default: 1,000 writes a day, 1 MiB per value, 2 MiB per body, 50 MB per namespace
+    settings = Settings(db=str(tmp_path / "server.db"))
     url, shutdown = loopback().serve(create_app(settings))
     try:
         store = BotwireChatMessageStore(url=url, last_k=None)  # None: every message
@@ -215,6 +214,7 @@ def test_a_500_turn_conversation_with_tool_calls_on_a_server_with_default_limits
             turn[2] = ChatMessage.from_tool(f"{filler} {n}", origin=turn[1].tool_calls[0])
             assert writer.run("long", turn)["messages_written"] == 4
         assert store.count_messages("long") == 2000
+        assert Memory("haystack-chat", url=url).stats().writes_today == 500  # one a turn
         everything = store.retrieve_messages("long", last_k=None)
         assert len(everything) == 2000
         assert sum(len(str(m.to_dict())) for m in everything) > 1_048_576

@@ -159,9 +159,8 @@ def test_trimming_matches_trim_messages_on_random_conversations() -> None:
 
 @pytest.fixture
 def default_server(tmp_path: Path) -> Iterator[str]:
-    """The server with its default limits (1 MiB a value, 50 MB a namespace...) except the
-    daily write quota: 500 turns of 5 messages are 3,000 writes, over the default 1,000."""
-    app = create_app(Settings(db=str(tmp_path / "server.db"), writes_per_day=0))
+    """The server with every default limit (1,000 writes a day, 1 MiB a value, 50 MB...)."""
+    app = create_app(Settings(db=str(tmp_path / "server.db")))
     url, shutdown = loopback().serve(app)
     yield url
     shutdown()
@@ -179,6 +178,7 @@ def test_a_500_turn_conversation_with_tool_calls(default_server: str) -> None:
         assert len(messages) == 2500 and messages[-1].content == "answer 499"
         assert [m.content for m in messages[:2]] == ["question 0", ""]
         assert memory.stats().bytes > 4_000_000
+        assert memory.stats().writes_today == 500  # an add_messages is one atomic write
         # The chain reads it back, and adds a turn.
         chain = _chain(lambda sid: BotwireChatMessageHistory(sid, memory), _model(AIMessage("ok")))
         chain.invoke({"question": "still there?"}, {"configurable": {"session_id": "long"}})

@@ -472,3 +472,43 @@ def test_a_read_only_token_gets_and_searches(tmp_path: Path) -> None:
             assert store.get(("users", "u1"), "session", refresh_ttl=False) is not None
     finally:
         shutdown()
+
+
+def test_searches_and_listings_past_one_answer_are_paged(tmp_path: Path) -> None:
+    """Round 1 scanned a whole prefix in one answer: past the server's ``max_answer_bytes``
+    every search and listing of it failed (``AnswerTooLarge``). Here the answer limit is
+    small, and both stores give the same answers."""
+    settings = Settings(db=str(tmp_path / "server.db"), max_answer_bytes=100_000)
+    url, shutdown = loopback().serve(create_app(settings))
+    try:
+        ours = BotwireStore(url=url)
+        theirs = InMemoryStore()
+        filler = "x" * 3000
+        for store in (ours, theirs):
+            ops = [
+                PutOp(("docs", f"d{n:04d}", "notes"), "k", {"n": n, "text": filler})
+                for n in range(240)  # 720 KB of values: 7 answers' worth, put in sorted order
+            ]
+            ops += [PutOp(("tags", f"t{n:05d}"), "k", {"n": n}) for n in range(2500)]
+            for start in range(0, len(ops), 500):
+                store.batch(ops[start : start + 500])
+        searches: list[dict[str, Any]] = [
+            {"limit": 240},
+            {"limit": 5, "offset": 200},
+            {"filter": {"n": {"$gte": 230}}, "limit": 100},
+            {"filter": {"n": 17}},
+        ]
+        for search in searches:
+            assert _plain(ours.search(("docs",), **search)) == _plain(
+                theirs.search(("docs",), **search)
+            ), search
+        for listing in [{"limit": 3000}, {"prefix": ("tags",), "limit": 10, "offset": 2490}]:
+            assert ours.list_namespaces(**listing) == theirs.list_namespaces(**listing)
+
+        async def later_pages_async() -> None:
+            hits = await ours.asearch(("docs",), limit=240)
+            assert len(hits) == 240
+
+        asyncio.run(later_pages_async())
+    finally:
+        shutdown()

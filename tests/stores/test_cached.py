@@ -170,7 +170,7 @@ def test_lost_responses_apply_every_write_exactly_once(tmp_path: Path, cached: b
     assert mem.get("counter", fresh=True) == 100
     assert mem.get("log", fresh=True) == list(range(100))
     stats = store.batch("agent", [Stats()])[0]
-    assert stats.writes_today == 100 + 100 + 10 * 2  # each write counted once
+    assert stats.writes_today == 100 + 100 + 10  # each write (a batch) counted once
     store.close()
     server.stop()
 
@@ -198,3 +198,27 @@ def _record(version: int) -> Record:
 def test_racing_answers_keep_the_newer_or_neither(old: Entry | None, new: Entry, kept: str) -> None:
     expected = {"new": new, "old": old, "neither": None}[kept]
     assert newer(old, new) is expected
+
+
+def test_writes_whose_values_do_not_fit_one_answer_still_apply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache reads back what a write changed, in the same batch; when those values are
+    over the server's max_answer_bytes, the writes go alone (they failed before)."""
+    from botwire_server import Settings, create_app
+
+    from ..loopback import loopback
+
+    app = create_app(Settings(db=str(tmp_path / "s.db"), max_answer_bytes=50_000))
+    url, shutdown = loopback().serve(app)
+    monkeypatch.setenv("BOTWIRE_CACHE_DIR", str(tmp_path / "cache"))
+    try:
+        with Memory("ns", url=url) as memory:
+            assert isinstance(memory.store, CachedStore)
+            memory.set("big", ["x" * 1000] * 30)  # 30 KB: read back with the write
+            assert memory.append("big", "y", "z") == 32  # 32 KB more would not fit alone...
+            memory.set_many({f"k{n}": "v" * 3000 for n in range(30)})  # ...nor 90 KB
+            assert memory.get("big")[-1] == "z" and memory.get("k29") == "v" * 3000
+            assert memory.count() == 31
+    finally:
+        shutdown()

@@ -8,11 +8,13 @@
 
 * :class:`BotwireKnowledgeStore`: AG2's virtual file system over botwire. A path
   (normalised as AG2 does: ``/a/b.txt``) is a key and a file's text its value;
-  directories are implied by key prefixes, so listing is one key-range read and
+  directories are implied by key prefixes, so listing reads key ranges (paged) and
   deleting a directory one atomic batch. ``append`` is compare-and-set (retried
   on a race) and returns the byte offset it wrote at, for ``read_range``.
-  ``on_change`` returns AG2's ``NoopChangeSubscription``: AG2 then polls. A file
-  is one value, so at most the server's ``max_value_bytes``.
+  ``on_change`` returns AG2's ``NoopChangeSubscription``: AG2 then polls. A
+  file of any length (AG2 rewrites a stream's ``/log/<id>.jsonl`` whole each
+  turn) is one value while short and pieces past that, written all or nothing
+  (:mod:`botwire.integrations.files`).
 * :class:`BotwireStorage`: a ``MemoryStream``'s event history, one event per key
   (a :class:`~botwire.integrations.history.History` of kind ``events:`` named by
   the stream id), so a stream has no size limit but the namespace's quota.
@@ -63,8 +65,9 @@ from .. import (
     ValueNotSerializable,
     ValueTooLarge,
 )
-from ..ops import Clear, Count, Delete, Get, ListKeys
+from ..ops import Count, Get
 from ..wire import MAX_BATCH, encode_value
+from .files import Files
 from .history import History
 from .tenants import NamespaceSpec, Tenants
 
@@ -85,47 +88,35 @@ def _under(path: str) -> str:
 
 
 class BotwireKnowledgeStore:
-    """AG2's ``KnowledgeStore`` protocol on botwire."""
+    """AG2's ``KnowledgeStore`` protocol on botwire (files through :class:`Files`)."""
 
     def __init__(self, namespace: str = "ag2-knowledge", *, url: str | None = None) -> None:
         self.memory = AsyncMemory(namespace, url=url)
-
-    async def _batch(self, ops: list[Any]) -> list[Any]:
-        return await self.memory.batch(ops)
+        self._files = Files(self.memory)
 
     async def read(self, path: str) -> str | None:
-        value = await self.memory.get(normalize(path))
-        return None if value is None else str(value)
+        return await self._files.read(normalize(path))
 
     async def write(self, path: str, content: str) -> None:
-        await self.memory.set(normalize(path), content)
+        await self._files.write(normalize(path), content)
 
     async def list(self, path: str = "/") -> list[str]:
         prefix = _under(path)
-        (keys,) = await self._batch([ListKeys(prefix)])
         children = set()
-        for key in keys:
+        async for key in self.memory.iter_keys(prefix):
             rest = key[len(prefix) :]
             children.add(rest.split("/", 1)[0] + "/" if "/" in rest else rest)
         return sorted(children)
 
     async def delete(self, path: str) -> None:
-        await self._batch([Delete(normalize(path)), Clear(_under(path))])  # one atomic batch
+        await self._files.delete(normalize(path))  # one atomic batch
 
     async def exists(self, path: str) -> bool:
-        record, below = await self._batch([Get(normalize(path)), Count(_under(path))])
+        record, below = await self.memory.batch([Get(normalize(path)), Count(_under(path))])
         return record is not None or below > 0
 
     async def append(self, path: str, content: str) -> int:
-        offset = 0
-
-        def add(existing: str) -> str:
-            nonlocal offset  # recomputed on every compare-and-set attempt
-            offset = len(existing.encode("utf-8"))
-            return existing + content
-
-        await self.memory.update(normalize(path), add, "")
-        return offset
+        return await self._files.append(normalize(path), content)
 
     async def read_range(self, path: str, start: int, end: int | None = None) -> str:
         text = await self.read(path)

@@ -83,29 +83,29 @@ class History:
 
     def read(self, memory: Memory, last: int | None = None) -> list[Any]:
         """Every live entry, oldest first (the ``last`` ones only: read from the tail)."""
-        return _run(memory, self._read(last))  # type: ignore[no-any-return]
+        return run_plan(memory, self._read(last))  # type: ignore[no-any-return]
 
     async def aread(self, memory: AsyncMemory, last: int | None = None) -> list[Any]:
-        return await _arun(memory, self._read(last))  # type: ignore[no-any-return]
+        return await arun_plan(memory, self._read(last))  # type: ignore[no-any-return]
 
     def append(self, memory: Memory, entries: Sequence[Any]) -> int:
         """Add ``entries`` at the end, atomically and in order; how many were new."""
-        return _run(memory, self._append(list(entries)))  # type: ignore[no-any-return]
+        return run_plan(memory, self._append(list(entries)))  # type: ignore[no-any-return]
 
     async def aappend(self, memory: AsyncMemory, entries: Sequence[Any]) -> int:
-        return await _arun(memory, self._append(list(entries)))  # type: ignore[no-any-return]
+        return await arun_plan(memory, self._append(list(entries)))  # type: ignore[no-any-return]
 
     def count(self, memory: Memory) -> int:
-        return _run(memory, self._count())  # type: ignore[no-any-return]
+        return run_plan(memory, self._count())  # type: ignore[no-any-return]
 
     async def acount(self, memory: AsyncMemory) -> int:
-        return await _arun(memory, self._count())  # type: ignore[no-any-return]
+        return await arun_plan(memory, self._count())  # type: ignore[no-any-return]
 
     def clear(self, memory: Memory) -> None:
-        _run(memory, self._clear())
+        run_plan(memory, self._clear())
 
     async def aclear(self, memory: AsyncMemory) -> None:
-        await _arun(memory, self._clear())
+        await arun_plan(memory, self._clear())
 
     # -- plans ------------------------------------------------------------------------------
 
@@ -302,7 +302,7 @@ def _backoff() -> Backoff:
     return Backoff(float("inf"), base=0.001, cap=0.1)
 
 
-def _run(memory: Memory, plan: Plan) -> Any:
+def run_plan(memory: Memory, plan: Plan) -> Any:
     """Drive ``plan`` with ``memory.batch``; a ``Conflict`` or a too-large answer is raised
     inside the plan, which may retry (after a pause, on a race)."""
     import time
@@ -323,8 +323,8 @@ def _run(memory: Memory, plan: Plan) -> Any:
         return done.value
 
 
-async def _arun(memory: AsyncMemory, plan: Plan) -> Any:
-    """Async :func:`_run`."""
+async def arun_plan(memory: AsyncMemory, plan: Plan) -> Any:
+    """Async :func:`run_plan`."""
     import asyncio
 
     policy = _backoff()

@@ -29,7 +29,11 @@ checked as the server checks it (``InvalidName``, ``InvalidRequest``,
 ``ValueNotSerializable``) before any I/O, on every store.
 
 A ``batch`` is one botwire batch per tenant namespace it touches: one round trip
-and atomic within a tenant (the usual case), not across tenants. With a
+and atomic within a tenant (the usual case), not across tenants. A search or a
+listing reads its key range in pages (the first small, the next ones growing
+while answers stay under the server's ``max_answer_bytes``, halved when one is
+refused), keeping only the ``offset + limit`` first matches: a namespace of any
+size is searched in bounded memory, as LangGraph's own stores do. With a
 namespace per head, a search or a namespace listing that does not name a head
 (an empty ``namespace_prefix``, a ``prefix`` condition that starts with ``*``,
 only ``suffix`` conditions) covers the heads this object has used since it was
@@ -78,7 +82,7 @@ except ImportError as exc:  # pragma: no cover - the hint is the point
         "botwire's LangGraph adapter needs: pip install 'botwire[langgraph]'"
     ) from exc
 
-from .. import Memory
+from .. import AnswerTooLarge, Memory
 from ..ops import Clear, Delete, Get, ListKeys, Put, Record, Scan
 from ..ops import Op as BotwireOp
 from ..wire import check_namespace, decode_value, encode_value, op_from_json, op_to_json
@@ -88,6 +92,9 @@ SEP, KEY, SHORT = "/", "#", "!"
 MAX_KEY = 512  # botwire's key limit, in bytes (an encoded key is ASCII: one byte a character)
 LONG = 64  # in a key over MAX_KEY, an encoded label longer than this is shortened
 DIGEST = 32  # hex digits of the hash that ends a shortened label
+FIRST_PAGE = 16  # items a search's first scan returns (16 MiB at most with 1 MiB values)
+MOST_PAGE = 1024  # items a later page grows to, while answers fit
+KEYS_PAGE = 2000  # keys a listing's page returns (1 MiB at most)
 
 
 def _label(text: str, short: bool = False) -> str:
@@ -202,20 +209,32 @@ class _Tenancy:
         return sorted(self.seen)
 
     def run(self, plan: Plan) -> Any:
+        """Drive ``plan``; a refused answer is raised inside it (a later page may shrink)."""
         try:
             step = next(plan)
             while True:
                 memories = self._check({n: self.tenants.memory(self.seen[n]) for n in step}, step)
-                step = plan.send({n: memories[n].batch(ops) for n, ops in step.items()})
+                try:
+                    results = {n: memories[n].batch(ops) for n, ops in step.items()}
+                except AnswerTooLarge as exc:
+                    step = plan.throw(exc)
+                    continue
+                step = plan.send(results)
         except StopIteration as done:
             return done.value
 
     async def arun(self, plan: Plan) -> Any:
+        """Async :meth:`run`."""
         try:
             step = next(plan)
             while True:
                 memories = self._check({n: self.tenants.amemory(self.seen[n]) for n in step}, step)
-                step = plan.send({n: await memories[n].batch(ops) for n, ops in step.items()})
+                try:
+                    results = {n: await memories[n].batch(ops) for n, ops in step.items()}
+                except AnswerTooLarge as exc:
+                    step = plan.throw(exc)
+                    continue
+                step = plan.send(results)
         except StopIteration as done:
             return done.value
 
@@ -275,10 +294,18 @@ def _plan(ops: list[Op], tenancy: _Tenancy) -> Plan:
         elif isinstance(op, SearchOp):
             _check_filter(op.filter or {})
             prefix = op.namespace_prefix
-            sent = [(n, Scan(p)) for n in tenancy.heads(prefix) for p in prefixes_of(prefix)]
+            sent = [
+                (n, Scan(p, limit=FIRST_PAGE))
+                for n in tenancy.heads(prefix)
+                for p in prefixes_of(prefix)
+            ]
         elif isinstance(op, ListNamespacesOp):
             fixed = _fixed_prefix(op)
-            sent = [(n, ListKeys(p)) for n in tenancy.heads(fixed) for p in prefixes_of(fixed)]
+            sent = [
+                (n, ListKeys(p, limit=KEYS_PAGE))
+                for n in tenancy.heads(fixed)
+                for p in prefixes_of(fixed)
+            ]
         else:
             raise TypeError(f"unknown LangGraph operation {op!r}")
         places = []
@@ -289,6 +316,14 @@ def _plan(ops: list[Op], tenancy: _Tenancy) -> Plan:
         spots.append(places)
     results = (yield first) if first else {}
     found = [[(name, results[name][i]) for name, i in places] for places in spots]
+    cursors: list[Cursor] = []
+    for op, places in zip(ops, spots, strict=True):
+        for name, i in places:
+            sent_op = first[name][i]
+            if isinstance(sent_op, (Scan, ListKeys)):
+                keep = _best(op) if isinstance(op, SearchOp) else None
+                cursors.append((name, sent_op, results[name][i], keep))
+    yield from _rest(cursors)
 
     answers: list[Any] = []
     second: Step = {}  # refreshes, and a key of each shortened namespace listed
@@ -329,6 +364,62 @@ def _plan(ops: list[Op], tenancy: _Tenancy) -> Plan:
         if isinstance(op, ListNamespacesOp):
             answers[i] = _namespaces(op, answers[i], real)
     return answers
+
+
+Rows = list[Any]
+Cursor = tuple[str, Any, Rows, Callable[[Rows], Rows] | None]  # name, Scan or ListKeys, rows
+
+
+def _rest(cursors: list[Cursor]) -> Plan:
+    """Read the pages after the first of each full scan or listing into its list of rows,
+    every cursor's next page in one step; a scan's pages grow while answers fit, and
+    ``keep`` (a search's) drops the rows it can no longer return as they come."""
+    open_ = [
+        (n, op._replace(after=_last(r)), r, k) for n, op, r, k in cursors if len(r) == op.limit
+    ]
+    while open_:
+        step: Step = {}
+        for name, op, _, _ in open_:
+            step.setdefault(name, []).append(op)
+        try:
+            results = yield step
+        except AnswerTooLarge:
+            if all(op.limit == 1 for _, op, _, _ in open_):
+                raise
+            open_ = [(n, op._replace(limit=max(1, op.limit // 2)), r, k) for n, op, r, k in open_]
+            continue
+        spots = dict.fromkeys(step, 0)
+        grown: list[Cursor] = []
+        for name, op, rows, keep in open_:
+            page = results[name][spots[name]]
+            spots[name] += 1
+            rows += page
+            if keep is not None:
+                rows[:] = keep(rows)
+            if len(page) == op.limit:
+                more = min(MOST_PAGE, 2 * (op.limit or 1)) if isinstance(op, Scan) else op.limit
+                grown.append((name, op._replace(limit=more, after=_last(page)), rows, keep))
+        open_ = grown
+
+
+def _last(rows: Rows) -> str:
+    """The key a page ended at (a listing's rows are keys, a scan's ``(key, record)``)."""
+    return rows[-1] if isinstance(rows[-1], str) else str(rows[-1][0])
+
+
+def _best(op: SearchOp) -> Callable[[Rows], Rows]:
+    """A search's rows cut to those it may still return: its first ``offset + limit``
+    matches in (namespace, key) order, once there are twice as many."""
+    most = op.offset + op.limit
+
+    def keep(rows: Rows) -> Rows:
+        if len(rows) <= 2 * most:
+            return rows
+        hits = _search(op._replace(offset=0, limit=most), [("", rows)])
+        wanted = {(item.namespace, item.key) for item, _, _ in hits}
+        return [row for row in rows if _unpack(row[0], row[1])[:2] in wanted]
+
+    return keep
 
 
 def _seconds(minutes: float | None) -> float | None:

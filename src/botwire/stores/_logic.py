@@ -139,11 +139,17 @@ def check_value_size(limits: Limits | None, key: str, data: bytes) -> None:
 
 
 def writes_in(ops: Sequence[Op], results: Sequence[Any]) -> int:
-    """How many writes a batch made: touches count only when the key existed."""
-    return sum(
-        1
-        for op, result in zip(ops, results, strict=True)
-        if isinstance(op, WRITE_OPS) and (result is True or not isinstance(op, Touch))
+    """What a batch counts against ``writes_per_day``: one if it wrote anything, else none.
+
+    A batch is one atomic request, as one ``PUT`` is (the IETF RateLimit headers
+    count requests); its ops are bounded by ``wire.MAX_BATCH`` (1,000) and its bytes by the
+    quota. Deletes never count, nor touches of a missing key.
+    """
+    return int(
+        any(
+            isinstance(op, WRITE_OPS) and (result is True or not isinstance(op, Touch))
+            for op, result in zip(ops, results, strict=True)
+        )
     )
 
 

@@ -35,7 +35,7 @@ GroupItem = tuple[str, Sequence[Op], Idempotency | None]
 class Limits(NamedTuple):
     """Per-namespace limits a store enforces inside the write's own transaction (0 = off)."""
 
-    writes_per_day: int = 0  # Put, Incr, Append and successful Touch ops per UTC day
+    writes_per_day: int = 0  # batches with a Put, Incr, Append or successful Touch, per UTC day
     max_bytes: int = 0  # UTF-8 key + JSON value, summed over the namespace
     max_value_bytes: int = 0  # one stored value
     max_answer_bytes: int = 0  # the values one batch may return (Get and Scan results)

@@ -50,7 +50,14 @@ from typing import Any, NamedTuple
 
 import diskcache
 
-from .._errors import BotwireError, Conflict, StaleReadWarning, StoreError, Unavailable
+from .._errors import (
+    AnswerTooLarge,
+    BotwireError,
+    Conflict,
+    StaleReadWarning,
+    StoreError,
+    Unavailable,
+)
 from ..ops import (
     Append,
     Clear,
@@ -289,7 +296,14 @@ class CachedStore(Store):
         sent, keys = _with_reads(ops)
         asked = time.time()
         try:
-            results = self.origin.batch(namespace, sent, idempotency=idempotency)
+            try:
+                results = self.origin.batch(namespace, sent, idempotency=idempotency)
+            except AnswerTooLarge:
+                if len(sent) == len(ops):
+                    raise
+                # The values read back did not fit one answer, and nothing was applied:
+                # send the writes alone (their keys then leave the cache).
+                results = self.origin.batch(namespace, list(ops), idempotency=idempotency)
         except BotwireError as exc:
             self._failed(namespace, ops, exc)
             raise
@@ -320,7 +334,14 @@ class CachedStore(Store):
         sent, keys = _with_reads(ops)
         asked = time.time()
         try:
-            results = await self.origin.abatch(namespace, sent, idempotency=idempotency)
+            try:
+                results = await self.origin.abatch(namespace, sent, idempotency=idempotency)
+            except AnswerTooLarge:
+                if len(sent) == len(ops):
+                    raise
+                # The values read back did not fit one answer, and nothing was applied:
+                # send the writes alone (their keys then leave the cache).
+                results = await self.origin.abatch(namespace, list(ops), idempotency=idempotency)
         except BotwireError as exc:
             self._failed(namespace, ops, exc)
             raise
