@@ -89,3 +89,25 @@ def test_remote_benchmark_runs() -> None:
     assert result.returncode == 0, result.stderr
     assert "| botwire get, cached (hit) |" in result.stdout and "| redis-py GET |" in result.stdout
     assert "| botwire Memory.set (2 workers) |" in result.stdout
+
+
+def test_checkpointer_benchmark_runs() -> None:
+    from .postgres import base_url
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "checkpointer.py"),
+            "--turns",
+            "2",
+            "--rounds",
+            "1",
+            "--postgres",
+            base_url(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "| botwire embedded |" in result.stdout and "| botwire PostgreSQL |" in result.stdout

@@ -1,9 +1,12 @@
-"""LangGraph: a long-term memory store (``BaseStore``) and a node cache (``BaseCache``).
+"""LangGraph: a long-term memory store (``BaseStore``), a node cache (``BaseCache``) and a
+checkpointer (``BotwireSaver``, in :mod:`botwire.integrations.checkpointer`).
 
     pip install 'botwire[langgraph]'
 
-    from botwire.integrations.langgraph import BotwireStore, BotwireCache
-    graph = builder.compile(store=BotwireStore(), cache=BotwireCache())
+    from botwire.integrations.langgraph import BotwireCache, BotwireSaver, BotwireStore
+    graph = builder.compile(
+        checkpointer=BotwireSaver(), store=BotwireStore(), cache=BotwireCache()
+    )
 
 Tenants: ``namespace=`` is a botwire namespace (``"langgraph"`` by default: every
 item in one), a template with ``{scope}`` or a callable, the scope being the
@@ -86,7 +89,10 @@ from .. import AnswerTooLarge, Memory
 from ..ops import Clear, Delete, Get, ListKeys, Put, Record, Scan
 from ..ops import Op as BotwireOp
 from ..wire import check_namespace, decode_value, encode_value, op_from_json, op_to_json
+from .checkpointer import BotwireSaver
 from .tenants import NamespaceSpec, Tenants, per_scope
+
+__all__ = ["BotwireCache", "BotwireSaver", "BotwireStore"]
 
 SEP, KEY, SHORT = "/", "#", "!"
 MAX_KEY = 512  # botwire's key limit, in bytes (an encoded key is ASCII: one byte a character)

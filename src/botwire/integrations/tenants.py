@@ -42,7 +42,8 @@ class Tenants:
     ``memory`` given: that one memory for every scope (its namespace wins; the
     caller keeps owning it); else ``namespace`` (a :data:`NamespaceSpec`) on
     ``url`` with ``api_key``, every scope's memory sharing the one store the URL
-    opens (botwire shares a store per URL and credentials).
+    opens (botwire shares a store per URL and credentials); ``cache=False`` leaves out the
+    read cache of a server URL (for data that is never read back by key).
     """
 
     def __init__(
@@ -52,8 +53,10 @@ class Tenants:
         url: str | None = None,
         *,
         api_key: str | None = None,
+        cache: bool = True,
     ) -> None:
         self.spec = namespace
+        self.cache = cache
         self.fixed = memory
         self.url = url
         self.api_key = api_key
@@ -71,7 +74,9 @@ class Tenants:
         name = self.name(scope)
         found = self._sync.get(name)
         if found is None:
-            found = self._sync[name] = Memory(name, url=self.url, api_key=self.api_key)
+            found = self._sync[name] = Memory(
+                name, url=self.url, api_key=self.api_key, cache=self.cache
+            )
         return found
 
     def amemory(self, scope: str = "") -> AsyncMemory:
@@ -81,7 +86,7 @@ class Tenants:
             if self.fixed is not None:  # on the caller's store, which the caller closes
                 found = AsyncMemory(name, url=self.fixed.store)
             else:
-                found = AsyncMemory(name, url=self.url, api_key=self.api_key)
+                found = AsyncMemory(name, url=self.url, api_key=self.api_key, cache=self.cache)
             self._async[name] = found
         return found
 

@@ -7,9 +7,11 @@ Promises, each backed by a test in ``tests/stores/``:
 * ``synchronous=FULL`` by default: a write that returned survives a process
   kill *and* a power loss. ``synchronous=normal`` keeps the first promise only:
   a power cut may roll back the last commits, never corrupt the file.
-* Writers wait up to ``timeout`` seconds for one another: SQLite's busy
-  handler, then jittered retries for the cases it does not cover; past that
-  :class:`Unavailable`. ``database is locked`` never reaches the caller. With
+* Writers wait up to ``timeout`` seconds for one another: a process's threads
+  take turns through a lock (a waiting thread wakes the moment it is free);
+  across processes SQLite's busy handler, then jittered retries for the cases
+  it does not cover; past that :class:`Unavailable`. ``database is locked``
+  never reaches the caller. With
   ``writer_lock=True`` (the server, whose workers always contend) writers first
   take turns through ``flock`` on ``<file>-lock``: a waiting writer wakes the
   moment the lock is free, where the busy handler polls with sleeps of up to
@@ -101,6 +103,7 @@ class SqliteStore(Store, LocalIO):
         self._conns: list[tuple[int, sqlite3.Connection]] = []
         self._lockfds: list[tuple[int, int]] = []
         self._conns_lock = threading.Lock()
+        self._turn = threading.Lock()  # this process's writers take turns (see _writer)
         self._closed = False
         _STORES.add(self)
         if self.path != ":memory:":
@@ -131,6 +134,21 @@ class SqliteStore(Store, LocalIO):
 
     @contextlib.contextmanager
     def _writer(self, *, wait: bool) -> Iterator[None]:
+        """Take this store's turn to write: first among this process's threads (a waiting
+        thread wakes the moment the turn is free, where SQLite's busy handler would poll
+        with sleeps), then, with ``writer_lock``, across processes."""
+        if not self._turn.acquire(timeout=self.timeout if wait else 0):
+            if not wait:
+                raise _WouldWait
+            raise Unavailable(f"{self.path}: no turn to write within {self.timeout}s")
+        try:
+            with self._file_writer(wait=wait):
+                yield
+        finally:
+            self._turn.release()
+
+    @contextlib.contextmanager
+    def _file_writer(self, *, wait: bool) -> Iterator[None]:
         """Hold the writer lock (``flock`` on ``<file>-lock``) of this thread's connection."""
         if not self._flock:
             yield
@@ -155,6 +173,7 @@ class SqliteStore(Store, LocalIO):
         """In a forked child: never touch the parent's connections, open new ones."""
         self._local = threading.local()
         self._conns_lock = threading.Lock()
+        self._turn = threading.Lock()
 
     def close(self) -> None:
         self._closed = True
@@ -190,15 +209,16 @@ class SqliteStore(Store, LocalIO):
                 # One statement in autocommit needs no explicit transaction: a write
                 # statement takes the write lock at its start, like BEGIN IMMEDIATE,
                 # and commits at its end.
-                result = [self._run(self._put, namespace, op, self.clock())]
+                with self._writer(wait=True):
+                    result = [self._run(self._put, namespace, op, self.clock())]
                 self._maybe_sweep()
                 return result
         if is_read_only(ops):
             return self._run(self._read, namespace, ops)  # type: ignore[no-any-return]
-        if not self._flock:
-            return self._write_batch(namespace, ops, idempotency)
         with self._writer(wait=True):
-            return self._write_batch(namespace, ops, idempotency)
+            results: list[Any] = self._run(self._write, namespace, ops, idempotency)
+        self._maybe_sweep()
+        return results
 
     def batch_group(
         self, group: Sequence[GroupItem], *, wait: bool = True
@@ -218,20 +238,14 @@ class SqliteStore(Store, LocalIO):
         self._maybe_sweep()
         return answers
 
-    def _write_batch(
-        self, namespace: str, ops: Sequence[Op], idempotency: Idempotency | None
-    ) -> list[Any]:
-        """A write batch (holding the writer lock, where there is one)."""
-        results: list[Any] = self._run(self._write, namespace, ops, idempotency)
-        self._maybe_sweep()
-        return results
-
     def _maybe_sweep(self) -> None:
         """After writes, at most once a ``sweep_interval``: reclaim expired rows, 500 at a time."""
         now = self.clock()
         if now - self._last_sweep >= self._sweep_interval:
             self._last_sweep = now
-            if self._run(self._sweep, _SWEEP_BATCH) == _SWEEP_BATCH:
+            with self._writer(wait=True):
+                removed = self._run(self._sweep, _SWEEP_BATCH)
+            if removed == _SWEEP_BATCH:
                 self._last_sweep = 0.0  # a backlog: take the next batch on the next write
 
     def sweep(self, limit: int = 1000) -> int:
