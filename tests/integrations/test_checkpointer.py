@@ -21,7 +21,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 
-from botwire import Forbidden, Memory
+from botwire import Forbidden, Memory, ValueTooLarge
 from botwire.integrations.langgraph import BotwireSaver
 from botwire.stores.sqlite import SqliteStore
 from botwire_server import Settings, create_app
@@ -293,3 +293,15 @@ def test_writes_a_turn_costs(tmp_path: Path, durability: str, writes: int) -> No
     assert Memory("lg-alice-1", url=server.url).stats().writes_today == writes
     saver.close()
     server.stop()
+
+
+def test_a_checkpoint_past_what_one_batch_can_point_at_is_refused_before_any_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import botwire.integrations.checkpointer as module
+
+    monkeypatch.setattr(module, "PIECE", 100)  # 1,000 pieces of 100 bytes: past one batch
+    saver = BotwireSaver(url=f"sqlite:///{tmp_path}/c.db")
+    with pytest.raises(ValueTooLarge):
+        _put(saver, "t", {"doc": "x" * 80_000})
+    assert Memory("langgraph-checkpoints", url=f"sqlite:///{tmp_path}/c.db").count() == 0

@@ -65,7 +65,7 @@ except ImportError as exc:  # pragma: no cover - the hint is the point
         "botwire's LangGraph checkpointer needs: pip install 'botwire[langgraph]'"
     ) from exc
 
-from .. import AnswerTooLarge, AsyncMemory, Conflict, Memory
+from .. import AnswerTooLarge, AsyncMemory, Conflict, Memory, ValueTooLarge
 from ..ops import Clear, Delete, Get, ListKeys, Op, Put, Scan, Touch
 from ..wire import MAX_BATCH, decode_value, encode_value
 from .history import Plan, arun_plan, run_plan
@@ -168,6 +168,12 @@ def _unpack(field: dict[str, Any], pieces: dict[str, list[tuple[str, str]]]) -> 
 def _stored(pieces: list[tuple[str, bytes]], final: list[Op]) -> Plan:
     """``final`` and the pieces it points at, all or nothing: in its own batch while they fit
     one request, else the pieces first with a TTL, then ``final`` clearing it."""
+    if len(pieces) + len(final) > MAX_BATCH:
+        raise ValueTooLarge(
+            f"{len(pieces)} pieces of {PIECE} bytes: a checkpoint or a task's writes take at "
+            f"most {MAX_BATCH - len(final)}",
+            limit=(MAX_BATCH - len(final)) * PIECE,
+        )
     if sum(len(data) for _, data in pieces) <= BATCH_BYTES:
         yield [*(Put(key, data) for key, data in pieces), *final]
         return
