@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     errors.install(app)
-    routing.install(app, routes_v1.routes, routes_compat.routes)
+    routing.install(app, routes_v1.routes, routes_v1.listing, routes_compat.routes)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database check")
     async def healthz(request: Request) -> Response:

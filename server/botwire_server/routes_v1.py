@@ -13,11 +13,22 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from botwire import InvalidRequest, NotFound
-from botwire.ops import Changes, Clear, Delete, Get, ListKeys, Stats, is_read_only
+from botwire import Forbidden, InvalidRequest, NotFound
+from botwire.ops import (
+    Changes,
+    Clear,
+    Delete,
+    Get,
+    ListKeys,
+    NamespaceInfo,
+    Stats,
+    is_read_only,
+)
 from botwire.stores import DAY, utc_day
+from botwire.stores import namespaces as list_namespaces
 from botwire.stores import now as store_now
 from botwire.wire import (
     changes_to_json,
@@ -28,6 +39,7 @@ from botwire.wire import (
     result_to_json,
 )
 
+from .auth import authorize
 from .deps import (
     body_json,
     key_of,
@@ -46,6 +58,7 @@ from .openapi import spec
 from .routing import Routes
 
 routes = Routes("/v1/ns/{namespace}", tags=["v1"])
+listing = Routes("/v1", tags=["v1"])
 READ_ERRORS = openapi_errors(400, 401, 403, 404)
 WRITE_ERRORS = openapi_errors(400, 401, 403, 409, 413, 415, 429, 507)
 IDEMPOTENT_ERRORS = openapi_errors(400, 401, 403, 409, 413, 415, 422, 429, 507)
@@ -227,3 +240,41 @@ async def changes(request: Request) -> Response:
     limit = query_int(request, "limit", 1000, 1, MAX_PAGE)
     (page,) = await read(request, ns, [Changes(since, limit)])
     return json_response(changes_to_json(page))
+
+
+@listing.get(
+    "/namespaces",
+    responses=READ_ERRORS,
+    summary="The namespaces this caller reaches, with their keys, bytes and writes today",
+    openapi_extra=spec("prefix", "after", "limit"),
+)
+async def namespaces(request: Request) -> Response:
+    """In token mode only the namespaces the token's patterns reach, and a bad token is 401
+    even where there is nothing to list."""
+    prefix = query_prefix(request)
+    after = query_key(request, "after")
+    limit = query_int(request, "limit", 1000, 1, MAX_PAGE)
+    tokens, authorization = request.app.state.tokens, request.headers.get("authorization")
+
+    async def reaches(namespace: str) -> bool:
+        try:
+            await authorize(tokens, authorization, namespace, write=False)
+        except Forbidden:
+            return False
+        return True
+
+    await reaches("-")  # Unauthorized here, before any listing
+    store, found = store_of(request), list[NamespaceInfo]()
+    while len(found) < limit:
+        page = await run_in_threadpool(list_namespaces, store, prefix, after, limit)
+        found += [info for info in page if await reaches(info.namespace)]
+        if len(page) < limit:
+            break
+        after = page[-1].namespace
+    found = found[:limit]
+    return json_response(
+        {
+            "namespaces": [info._asdict() for info in found],
+            "next": found[-1].namespace if len(found) == limit else None,
+        }
+    )

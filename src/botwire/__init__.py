@@ -36,8 +36,9 @@ from ._errors import (
     WrongType,
 )
 from ._memory import AsyncMemory, Memory
+from ._namespaces import namespaces
 from ._session import AsyncSession, Session
-from .ops import NOT_PROVIDED, Item, NamespaceStats, NotProvided
+from .ops import NOT_PROVIDED, Item, NamespaceInfo, NamespaceStats, NotProvided
 
 __version__ = "0.3.0.dev0"
 
@@ -58,6 +59,7 @@ __all__ = [
     "InvalidURL",
     "Item",
     "Memory",
+    "NamespaceInfo",
     "NamespaceStats",
     "NotFound",
     "NotProvided",
@@ -74,6 +76,7 @@ __all__ = [
     "ValueTooLarge",
     "WriteLimitExceeded",
     "WrongType",
+    "namespaces",
     "remember",
 ]
 

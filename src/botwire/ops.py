@@ -157,6 +157,15 @@ class NamespaceStats(NamedTuple):
     writes_today: int  # writes counted since 00:00 UTC (0 where no limits are kept)
 
 
+class NamespaceInfo(NamedTuple):
+    """A namespace as ``botwire.namespaces`` lists it: its name and :class:`NamespaceStats`."""
+
+    namespace: str
+    keys: int
+    bytes: int
+    writes_today: int
+
+
 class Change(NamedTuple):
     """One entry of the change feed: the key's newest version, or its deletion."""
 

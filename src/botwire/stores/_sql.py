@@ -35,6 +35,7 @@ from ..ops import (
     Idempotency,
     Incr,
     ListKeys,
+    NamespaceInfo,
     NamespaceStats,
     Op,
     Put,
@@ -302,6 +303,42 @@ def stats(d: Dialect, ns: str, now: float, accounting: bool) -> Plan:
         return NamespaceStats(keys, 0, 0)
     size, day, writes = rows[0]
     return NamespaceStats(keys, int(size), int(writes) if day == _logic.utc_day(now) else 0)
+
+
+def namespaces(
+    d: Dialect, prefix: str, after: str | None, limit: int, now: float, accounting: bool
+) -> Plan:
+    """A page of the namespaces that hold live keys, in order, with their stats (never
+    botwire's own, whose names start with ``!``)."""
+    p = d.placeholder
+    where, args = f"substr(ns, 1, {p}) = {p} AND substr(ns, 1, 1) <> '!'", [len(prefix), prefix]
+    if after is not None:
+        where += f" AND ns > {p}"
+        args.append(after)
+    rows = yield (
+        f"SELECT ns, sum(CASE WHEN expires_at IS NULL OR expires_at > {p} THEN 1 ELSE 0 END), "
+        f"coalesce(sum({d.size}), 0) FROM {d.items} WHERE {where} GROUP BY ns "
+        f"HAVING sum(CASE WHEN expires_at IS NULL OR expires_at > {p} THEN 1 ELSE 0 END) > 0 "
+        f"ORDER BY ns LIMIT {p}",
+        (now, *args, now, limit),
+    )
+    found = [NamespaceInfo(str(ns), int(keys), int(size), 0) for ns, keys, size in rows]
+    if not accounting or not found:
+        return found
+    names = [info.namespace for info in found]
+    counted = yield (
+        f"SELECT ns, bytes, day, writes FROM {d.ns_stats} "
+        f"WHERE ns IN ({', '.join([p] * len(names))})",
+        tuple(names),
+    )
+    today = _logic.utc_day(now)
+    kept = {ns: (int(size), int(n) if day == today else 0) for ns, size, day, n in counted}
+    return [
+        info._replace(bytes=kept[info.namespace][0], writes_today=kept[info.namespace][1])
+        if info.namespace in kept
+        else info
+        for info in found
+    ]
 
 
 # -- batches: every op, a read, a write ----------------------------------------------------------

@@ -8,8 +8,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-from .._errors import BotwireError
-from ..ops import Get, Idempotency, Op, Record
+from .._errors import BotwireError, StoreError
+from ..ops import Get, Idempotency, NamespaceInfo, Op, Record
 
 
 class _Unchanged(enum.Enum):
@@ -207,3 +207,24 @@ def batch_group(
         except BotwireError as exc:
             answers.append(exc)
     return answers
+
+
+@runtime_checkable
+class Listing(Protocol):
+    """A store that lists its namespaces (every store botwire ships does)."""
+
+    def namespaces(
+        self, prefix: str = "", after: str | None = None, limit: int = 1000
+    ) -> list[NamespaceInfo]:
+        """The namespaces holding live keys, in order: those starting ``prefix``, after
+        ``after``, at most ``limit``, each with its keys, bytes and writes today. Never
+        botwire's own (a server's tokens), whose names start with ``!``."""
+
+
+def namespaces(
+    store: Store, prefix: str = "", after: str | None = None, limit: int = 1000
+) -> list[NamespaceInfo]:
+    """A page of ``store``'s namespaces (:class:`Listing`)."""
+    if not isinstance(store, Listing):
+        raise StoreError(f"{type(store).__name__} cannot list its namespaces")
+    return store.namespaces(prefix, after, limit)

@@ -65,6 +65,7 @@ from ..ops import (
     Get,
     Idempotency,
     Incr,
+    NamespaceInfo,
     Op,
     Put,
     Record,
@@ -74,7 +75,16 @@ from ..ops import (
 )
 from ..wire import MAX_BATCH
 from ._backoff import Backoff
-from .base import UNCHANGED, Clocked, Store, Sweeping, aclose, arevalidate, revalidate
+from .base import (
+    UNCHANGED,
+    Clocked,
+    Store,
+    Sweeping,
+    aclose,
+    arevalidate,
+    namespaces,
+    revalidate,
+)
 
 log = logging.getLogger("botwire")
 
@@ -260,6 +270,11 @@ class CachedStore(Store):
 
     def sweep(self, limit: int = 1000) -> int:
         return self.origin.sweep(limit) if isinstance(self.origin, Sweeping) else 0
+
+    def namespaces(
+        self, prefix: str = "", after: str | None = None, limit: int = 1000
+    ) -> list[NamespaceInfo]:
+        return namespaces(self.origin, prefix, after, limit)  # the origin's, never cached
 
     def close(self) -> None:
         self.origin.close()

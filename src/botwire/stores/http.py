@@ -33,6 +33,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -47,8 +48,8 @@ from .._errors import (
     Unavailable,
     error_for_code,
 )
-from ..ops import Get, Idempotency, Op, Record, is_read_only
-from ..wire import key_path, op_to_json, record_from_json, result_from_json
+from ..ops import Get, Idempotency, NamespaceInfo, Op, Record, is_read_only
+from ..wire import check_namespace, key_path, op_to_json, record_from_json, result_from_json
 from ._backoff import Backoff
 from ._deadline import bounded, deadline
 from ._per_loop import PerLoop
@@ -304,6 +305,28 @@ class HttpStore(Store):
         method, path, _, _ = self._request(namespace, (Get(key),), None)
         response = await self._asend(method, path, None, {"if-none-match": f'"{version}"'})
         return UNCHANGED if response.status_code == 304 else self._results((Get(key),), response)[0]
+
+    def namespaces(
+        self, prefix: str = "", after: str | None = None, limit: int = 1000
+    ) -> list[NamespaceInfo]:
+        """``GET /v1/namespaces``: those the token reaches (every one in open mode)."""
+        query = urlencode({"prefix": prefix, "limit": limit, **({"after": after} if after else {})})
+        response = self._send("GET", f"/v1/namespaces?{query}", None, {})
+        if response.status_code >= 400:
+            raise error_from(response)
+        try:
+            rows = _codec.decode(response.content)["namespaces"]
+            return [
+                NamespaceInfo(
+                    check_namespace(r["namespace"]),
+                    int(r["keys"]),
+                    int(r["bytes"]),
+                    int(r["writes_today"]),
+                )
+                for r in rows
+            ]
+        except (KeyError, TypeError, ValueError, BotwireError) as exc:
+            raise BadResponse(f"{self._where()} sent a namespace list botwire cannot read") from exc
 
 
 def _is_plain_read(ops: Sequence[Op]) -> bool:

@@ -26,6 +26,7 @@ from ..ops import (
     Idempotency,
     Incr,
     ListKeys,
+    NamespaceInfo,
     NamespaceStats,
     Op,
     Put,
@@ -105,6 +106,26 @@ class MemoryStore(Store, LocalIO):
         self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None
     ) -> list[Any]:
         return self.batch(namespace, ops, idempotency=idempotency)  # no I/O: no thread
+
+    def namespaces(
+        self, prefix: str = "", after: str | None = None, limit: int = 1000
+    ) -> list[NamespaceInfo]:
+        """A page of the namespaces holding live keys (see :class:`~.base.Listing`)."""
+        with self._lock:
+            now, found = self.clock(), []
+            for name in sorted(self._spaces or {}):
+                if name.startswith("!") or not name.startswith(prefix):
+                    continue
+                if after is not None and name <= after:
+                    continue
+                space = (self._spaces or {})[name]
+                keys = len(self._keys(space, "", now))
+                if keys:
+                    writes = space.writes if space.day == _logic.utc_day(now) else 0
+                    found.append(NamespaceInfo(name, keys, space.size(), writes))
+                if len(found) == limit:
+                    break
+            return found
 
     def sweep(self, limit: int = 1000) -> int:
         with self._lock:

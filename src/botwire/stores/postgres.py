@@ -52,6 +52,7 @@ from ..ops import (
     Get,
     Idempotency,
     ListKeys,
+    NamespaceInfo,
     Op,
     Scan,
     is_read_only,
@@ -214,6 +215,18 @@ class PostgresStore(Store):
         if now - self._last_sweep >= self._sweep_interval:
             self._last_sweep = now
             self.sweep(500)
+
+    def namespaces(
+        self, prefix: str = "", after: str | None = None, limit: int = 1000
+    ) -> list[NamespaceInfo]:
+        """A page of the namespaces holding live keys (see :class:`~.base.Listing`)."""
+        now = self.clock()
+        found: list[NamespaceInfo] = self._run(
+            lambda: _sql.namespaces(_sql.POSTGRES, prefix, after, limit, now, True),
+            retry_lost=True,
+            read_only=True,
+        )
+        return found
 
     def sweep(self, limit: int = 1000) -> int:
         """Delete up to ``limit`` expired items (each namespace under its lock), prune the feed."""

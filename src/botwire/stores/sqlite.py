@@ -45,6 +45,7 @@ from .._errors import (
 from ..ops import (
     Get,
     Idempotency,
+    NamespaceInfo,
     Op,
     Put,
     Record,
@@ -247,6 +248,22 @@ class SqliteStore(Store, LocalIO):
                 removed = self._run(self._sweep, _SWEEP_BATCH)
             if removed == _SWEEP_BATCH:
                 self._last_sweep = 0.0  # a backlog: take the next batch on the next write
+
+    def namespaces(
+        self, prefix: str = "", after: str | None = None, limit: int = 1000
+    ) -> list[NamespaceInfo]:
+        """A page of the namespaces holding live keys (see :class:`~.base.Listing`)."""
+        found: list[NamespaceInfo] = self._run(self._namespaces, prefix, after, limit)
+        return found
+
+    def _namespaces(
+        self, conn: sqlite3.Connection, prefix: str, after: str | None, limit: int
+    ) -> list[NamespaceInfo]:
+        conn.execute("BEGIN")
+        plan = _sql.namespaces(_sql.SQLITE, prefix, after, limit, self.clock(), self.accounting)
+        found: list[NamespaceInfo] = _sql.drive(conn, plan)
+        conn.execute("COMMIT")
+        return found
 
     def sweep(self, limit: int = 1000) -> int:
         """Delete up to ``limit`` expired items, and forget old tombstones and idempotency keys."""
