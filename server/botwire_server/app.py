@@ -21,14 +21,13 @@ from starlette.responses import Response
 
 from botwire.stores import Store
 from botwire.stores.base import Sweeping
-from botwire.stores.sqlite import SqliteStore
 
 from . import errors, openapi, routes_compat, routes_v1, routing
 from .auth import Tokens
 from .errors import json_response
 from .metrics import Metrics
-from .middleware import BodyLimit, RecordMetrics, StrictUtf8
-from .settings import Settings
+from .middleware import BodyLimit, OpenModeNotice, RecordMetrics, StrictUtf8
+from .settings import Settings, open_stores
 from .writes import WriteQueue
 
 log = logging.getLogger("botwire.server")
@@ -95,35 +94,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(StrictUtf8)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RecordMetrics, metrics=metrics)
+    if settings.auth == "open":  # a client that sends a key learns it was not checked
+        app.add_middleware(OpenModeNotice)
     return app
-
-
-def open_stores(settings: Settings) -> tuple[Store, Store]:
-    """The items store (with the limits) and the admin store (tokens: no limits) of ``--db``.
-
-    A ``postgresql://`` URL opens PostgreSQL (migrating its schema, safely when
-    replicas start together); anything else is a SQLite file.
-    """
-    if settings.uses_postgres:
-        from botwire.stores.postgres import PostgresStore
-
-        items: Store = PostgresStore(
-            settings.db,
-            limits=settings.limits,
-            pool_size=settings.pool_size,
-            sweep_interval=float("inf"),  # the sweeper task does it
-        )
-        admin = PostgresStore(settings.db, pool_size=2, migrate_schema=False)
-        return items, admin
-    store = SqliteStore(
-        settings.db,
-        synchronous=settings.synchronous,
-        limits=settings.limits,
-        accounting=True,
-        writer_lock=True,  # workers take turns without busy-wait sleeps
-        sweep_interval=float("inf"),  # the sweeper task does it
-    )
-    return store, SqliteStore(settings.db, synchronous=settings.synchronous)
 
 
 async def _sweep_forever(store: Store, interval: float) -> None:

@@ -36,6 +36,7 @@ TOKENS_NS = "!tokens"
 TOKEN_PREFIX = "bw_"
 TOKEN_CACHE_SECONDS = 5.0
 TOKEN_CACHE_SIZE = 10_000
+NO_KEY = "set BOTWIRE_API_KEY or pass api_key= (CLI: --api-key); the server is in token mode"
 
 
 class Token(NamedTuple):
@@ -142,9 +143,11 @@ async def authorize(
     """Raise unless the caller may read (or ``write``) ``namespace``; ``tokens=None``: open."""
     if tokens is None:
         return
-    scheme, _, secret = (authorization or "").partition(" ")
+    if not authorization:  # said for the people who meet it: Python and CLI users
+        raise Unauthorized(NO_KEY)
+    scheme, _, secret = authorization.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
-        raise Unauthorized("send Authorization: Bearer <token>")
+        raise Unauthorized("the Authorization header must be 'Bearer <token>' (token mode)")
     token = await tokens.afind(secret.strip())
     if token is None:
         raise Unauthorized("unknown or revoked token")

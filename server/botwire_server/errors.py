@@ -22,7 +22,7 @@ from starlette.routing import Match
 
 from botwire import BotwireError, DiskFull, InvalidRequest, WriteLimitExceeded
 
-from .limits import rate_limit_headers
+from .limits import WRITE_LIMIT_SETTING, rate_limit_headers
 
 log = logging.getLogger("botwire.server")
 
@@ -44,11 +44,13 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 def error_response(exc: BotwireError, headers: dict[str, str] | None = None) -> Response:
     headers = dict(headers or {})
+    error = exc.to_dict()
     if isinstance(exc, WriteLimitExceeded):
         headers.update(rate_limit_headers(exc))
+        error["message"] = f"{exc.message}; {WRITE_LIMIT_SETTING}"
     elif isinstance(exc, DiskFull):
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
-    return json_response({"error": exc.to_dict()}, exc.status, headers)
+    return json_response({"error": error}, exc.status, headers)
 
 
 def install(app: FastAPI) -> None:

@@ -12,6 +12,11 @@ import math
 from botwire import WriteLimitExceeded
 
 WINDOW = 86400  # one UTC day
+# The store knows the limit, not where it is set: the server's 429 says it (the
+# move from embedded, which has no limit, to a server meets it first).
+WRITE_LIMIT_SETTING = (
+    "the server's --writes-per-day / BOTWIRE_SERVER_WRITES_PER_DAY sets it (0 = off)"
+)
 
 
 def rate_limit_headers(exc: WriteLimitExceeded) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: strict UTF-8 in URLs, the request body limit, per-request metrics.
+"""Pure ASGI middleware: strict UTF-8 in URLs, the request body limit, per-request metrics,
+and the open-mode notice.
 
 The body limit answers 413 before a body is read whole: at once from
 ``Content-Length``, or as soon as a streamed body passes the limit.
@@ -6,6 +7,10 @@ The body limit answers 413 before a body is read whole: at once from
 URLs: servers decode percent-escapes leniently (``%FF`` becomes U+FFFD), so two
 different byte strings would name one key. A path or query string whose
 escapes are not valid UTF-8 is refused with 400 before any route sees it.
+
+Open mode checks no key: a request that carries ``Authorization`` anyway gets
+``Botwire-Auth: open`` on its answer, so a client configured with a key can tell
+its user the key is ignored (instead of the user believing it protects anything).
 """
 
 from __future__ import annotations
@@ -87,6 +92,27 @@ def _fits(declared: str, max_bytes: int) -> bool:
     except InvalidRequest:
         return False
     return True
+
+
+class OpenModeNotice:
+    """Add ``Botwire-Auth: open`` to the answer of a request that sent ``Authorization``."""
+
+    HEADER = (b"botwire-auth", b"open")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or _header(scope, b"authorization") is None:
+            await self.app(scope, receive, send)
+            return
+
+        async def noting(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), self.HEADER]}
+            await send(message)
+
+        await self.app(scope, receive, noting)
 
 
 class RecordMetrics:

@@ -31,6 +31,7 @@ from botwire.stores import DAY, utc_day
 from botwire.stores import namespaces as list_namespaces
 from botwire.stores import now as store_now
 from botwire.wire import (
+    MAX_BATCH,
     changes_to_json,
     op_from_json,
     ops_from_json,
@@ -276,5 +277,27 @@ async def namespaces(request: Request) -> Response:
         {
             "namespaces": [info._asdict() for info in found],
             "next": found[-1].namespace if len(found) == limit else None,
+        }
+    )
+
+
+@listing.get(
+    "/info",
+    summary="This server: version, auth mode and the limits every namespace has",
+)
+async def info(request: Request) -> Response:
+    """Nothing secret: what any client learns from its answers (a 429 names its limit)."""
+    import botwire
+
+    settings = request.app.state.settings
+    return json_response(
+        {
+            "version": botwire.__version__,
+            "auth": settings.auth,
+            "limits": {
+                **settings.limits._asdict(),
+                "max_body_bytes": settings.max_body_bytes,
+                "max_batch_ops": MAX_BATCH,
+            },
         }
     )

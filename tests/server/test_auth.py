@@ -156,7 +156,7 @@ def test_token_cli_round_trip(tmp_path: Path) -> None:
             timeout=60,
         )
 
-    made = cli("create", "--namespaces", "user-*,team-a", "--read-only")
+    made = cli("create", "--create", "--namespaces", "user-*,team-a", "--read-only")
     secret = made.stdout.strip()
     assert made.returncode == 0 and secret.startswith("bw_") and "Shown once" in made.stderr
     listed = cli("list").stdout
