@@ -11,6 +11,7 @@ from typing import Any
 
 from ._errors import (
     AnswerTooLarge,
+    ApiKeyIgnoredWarning,
     BadResponse,
     BotwireError,
     Conflict,
@@ -45,6 +46,7 @@ __version__ = "0.3.0.dev0"
 __all__ = [
     "NOT_PROVIDED",
     "AnswerTooLarge",
+    "ApiKeyIgnoredWarning",
     "AsyncMemory",
     "AsyncSession",
     "BadResponse",

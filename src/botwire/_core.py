@@ -7,6 +7,7 @@ decision lives here, once, with no I/O.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from . import _codec, _registry
@@ -88,7 +89,7 @@ class MemoryCore:
         *,
         url: str | Store | None = None,
         api_key: str | None = None,
-        default_ttl: float | None = None,
+        default_ttl: float | timedelta | None = None,
         cache: bool = True,
         max_stale: float = 1.0,
         stale_if_error: bool = False,

@@ -29,6 +29,10 @@ the store is embedded or remote.
     ├── Unavailable                           503 unavailable
     │   └── DiskFull                          503 disk_full
     └── QuotaExceeded                         507 quota_exceeded
+
+    UserWarning
+    ├── StaleReadWarning      a read cache served a value the server could not vouch for
+    └── ApiKeyIgnoredWarning  an open-mode server ignores the API key sent
 """
 
 from __future__ import annotations
@@ -260,3 +264,10 @@ def error_for_code(code: str, message: str = "", **details: Any) -> BotwireError
 
 class StaleReadWarning(UserWarning):
     """A read cache served a value it could not revalidate (the server was unreachable)."""
+
+
+class ApiKeyIgnoredWarning(UserWarning):
+    """The server runs in open mode: the API key this client sends is ignored.
+
+    Given once per store, on the first answer that says so (``Botwire-Auth: open``).
+    """

@@ -7,6 +7,7 @@ round trip (``update`` a few, driven by a plan).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
@@ -171,7 +172,7 @@ class Memory(MemoryCore):
         """
         return self._run(self._update_plan(key, fn, default, ttl))
 
-    def touch(self, key: str, ttl: float | None) -> bool:
+    def touch(self, key: str, ttl: float | timedelta | None) -> bool:
         """Restart ``key``'s expiry at ``ttl`` seconds from now (``None``: never)."""
         return self._one(self._touch_op(key, ttl))  # type: ignore[no-any-return]
 
@@ -361,7 +362,7 @@ class AsyncMemory(MemoryCore):
         """See :meth:`Memory.update`."""
         return await self._run(self._update_plan(key, fn, default, ttl))
 
-    async def touch(self, key: str, ttl: float | None) -> bool:
+    async def touch(self, key: str, ttl: float | timedelta | None) -> bool:
         """See :meth:`Memory.touch`."""
         return await self._one(self._touch_op(key, ttl))  # type: ignore[no-any-return]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import threading
 from collections.abc import Callable
 from functools import lru_cache
@@ -77,7 +78,12 @@ def acquire(
     with _lock:
         entry = _open.get(key)
         if entry is None:
-            store = open_store(resolved, timeout=timeout, api_key=api_key, cache=cache)
+            try:
+                store = open_store(resolved, timeout=timeout, api_key=api_key, cache=cache)
+            except InvalidURL as exc:
+                if url or not os.environ.get("BOTWIRE_URL"):
+                    raise
+                raise InvalidURL(f"{exc} (the URL came from $BOTWIRE_URL)") from None
             entry = _open[key] = [store, 0]
         entry[1] += 1  # type: ignore[operator]
         return entry[0]  # type: ignore[return-value]
@@ -125,6 +131,9 @@ def open_store(
     opener = _SCHEMES.get(scheme)
     if opener is None or "://" not in url:
         known = ", ".join(f"{s}://" for s in _SCHEMES)
+        guess = suggest_url(url)
+        if guess:
+            raise InvalidURL(f"{url!r} is not a store URL: did you mean {guess!r}? ({known})")
         raise InvalidURL(f"unknown store URL {url!r}: the schemes are {known}")
     if scheme in _REMOTE:
         api_key = effective_api_key(api_key)
@@ -139,6 +148,31 @@ def open_store(
         max_stale=cache.max_stale,
         stale_if_error=cache.stale_if_error,
     )
+
+
+_HOST_PORT = re.compile(r"[A-Za-z0-9.\-]+:[0-9]{1,5}(/.*)?")
+_DRIVE = re.compile(r"[A-Za-z]:[\\/].*")  # C:\agent.db
+
+
+def suggest_url(url: str) -> str | None:
+    """The store URL ``url`` was probably meant to be, or ``None``.
+
+    A bare path (``agent.db``, ``./agent.db``, ``/srv/a.db``, ``~/a.db``) is a SQLite
+    file; ``host:8787`` a server; ``sqlite:agent.db`` lacks its slashes.
+    """
+    text = url.strip()
+    if not text or "://" in text:
+        return None
+    scheme, _, rest = text.partition(":")
+    if scheme.lower() == "sqlite" and rest:
+        return "sqlite:///" + rest
+    if _HOST_PORT.fullmatch(text):
+        return "http://" + text
+    if text.lower() == "memory":
+        return "memory://"
+    if ":" in text and not _DRIVE.fullmatch(text):
+        return None
+    return "sqlite:///" + os.path.expanduser(text)
 
 
 def cache_dir(url: str, api_key: str | None, root: str | None = None) -> str:
@@ -167,8 +201,9 @@ def _open_sqlite(url: str, timeout: float, api_key: str | None) -> Store:
     parts = urlsplit(url)
     # sqlite:///relative.db and sqlite:////absolute/path.db, as in SQLAlchemy
     if parts.netloc or not parts.path.startswith("/") or len(parts.path) < 2:
+        guess = f"; did you mean 'sqlite:///{parts.netloc}{parts.path}'?" if parts.netloc else ""
         raise InvalidURL(
-            f"{url!r}: write sqlite:///relative/path.db or sqlite:////absolute/path.db"
+            f"{url!r}: write sqlite:///relative/path.db or sqlite:////absolute/path.db{guess}"
         )
     options = dict(parse_qsl(parts.query, keep_blank_values=True))
     synchronous = options.pop("synchronous", "full")

@@ -2,13 +2,15 @@
 
 A namespace is 1-128 characters of ``A-Z a-z 0-9 . _ - : @``.
 A key is 1-512 bytes of UTF-8 with no control characters (C0, DEL or C1).
-TTLs are positive, finite seconds; versions and limits are plain ints.
+TTLs are positive, finite seconds (or a ``datetime.timedelta``); versions and
+limits are plain ints.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from datetime import timedelta
 from typing import Any
 
 from ._errors import InvalidName, InvalidRequest
@@ -65,12 +67,21 @@ MAX_TTL = 1000 * 365 * 86400.0
 
 
 def check_ttl(ttl: Any) -> float | None:
-    """``None`` (never expires) or a positive, finite number of seconds."""
+    """``None`` (never expires), or a positive, finite number of seconds as a float.
+
+    A ``datetime.timedelta`` is taken as its ``total_seconds()``.
+    """
     if ttl is None:
         return None
-    if type(ttl) not in (int, float) or not (0 < ttl <= MAX_TTL):
-        raise InvalidRequest(f"ttl must be None or seconds in (0, {MAX_TTL:.0f}], not {ttl!r}")
-    return float(ttl)
+    if isinstance(ttl, timedelta):
+        seconds = ttl.total_seconds()
+        if 0 < seconds <= MAX_TTL:
+            return seconds
+    elif type(ttl) in (int, float) and 0 < ttl <= MAX_TTL:
+        return float(ttl)
+    raise InvalidRequest(
+        f"ttl must be None, a timedelta or seconds in (0, {MAX_TTL:.0f}], not {_short(ttl)}"
+    )
 
 
 def check_max_stale(seconds: Any) -> float:

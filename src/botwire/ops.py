@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any, NamedTuple
 
 
@@ -60,8 +61,9 @@ NOT_PROVIDED = NotProvided.NOT_PROVIDED
 """The ``ttl`` default of ``Memory`` methods: "use ``default_ttl``", where ``None`` means
 "never expires"."""
 
-TTLArg = float | None | NotProvided
-"""A ``ttl`` argument: seconds, ``None`` (never expires) or :data:`NOT_PROVIDED`."""
+TTLArg = float | timedelta | None | NotProvided
+"""A ``ttl`` argument: seconds (or a ``timedelta``), ``None`` (never expires) or
+:data:`NOT_PROVIDED`."""
 
 TTL = float | None
 TTLOrKeep = float | None | _Keep

@@ -20,7 +20,12 @@
   server answers again.
 * Errors come back as the very classes the embedded store raises
   (``error_for_code``); an answer that is not botwire's JSON raises
-  :class:`~botwire.BadResponse`.
+  :class:`~botwire.BadResponse`. Messages are written for the Python user: a
+  401 without a key says to set ``BOTWIRE_API_KEY`` or pass ``api_key=``, and
+  ``Unavailable`` says when the URL came from ``$BOTWIRE_URL``.
+* A server in open mode answers ``Botwire-Auth: open`` to a request that carries
+  a key: the store warns once (:class:`~botwire.ApiKeyIgnoredWarning`) that the
+  key is ignored.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import sys
 import threading
 import time
 import uuid
@@ -39,12 +45,14 @@ import httpx
 
 from .. import _codec
 from .._errors import (
+    ApiKeyIgnoredWarning,
     BadResponse,
     BotwireError,
     InvalidRequest,
     NotFound,
     StoreClosed,
     StoreError,
+    Unauthorized,
     Unavailable,
     error_for_code,
 )
@@ -119,6 +127,9 @@ class HttpStore(Store):
         if client is None:
             client = bounded(httpx.Client(base_url=self.url, headers=headers, timeout=timeout))
         self._client = client
+        given = [c.headers for c in (client, async_client) if c is not None]
+        self._sends_key = bool(api_key) or any("authorization" in h for h in given)
+        self._warned_open = False  # ApiKeyIgnoredWarning is given once per store
         self._async_clients = PerLoop(self._new_async_client, _aclose)
         self._given_async_client = async_client
         self._closed = False
@@ -193,6 +204,7 @@ class HttpStore(Store):
                 raise Unavailable(
                     f"{self._where()} did not answer within {self.timeout}s; not retried "
                     f"for {self._down_until - now:.1f}s more (the circuit breaker)"
+                    + self._from_env()
                 )
             return policy, 1  # probing: one attempt
         return policy, 1000
@@ -216,6 +228,8 @@ class HttpStore(Store):
         pause = policy.pause(retry_after(response))
         if attempt + 1 >= attempts or pause is None:
             error = _final(said[0] if said else failure, self._where())
+            if type(error) is Unavailable:  # not reached: say if $BOTWIRE_URL was left set
+                error = Unavailable(error.message + self._from_env(), **error.details)
             if type(error) is Unavailable and self.breaker > 0:
                 with self._down_lock:
                     self._down_until = time.monotonic() + self.breaker
@@ -223,16 +237,58 @@ class HttpStore(Store):
         return pause
 
     def _answered(self, response: httpx.Response) -> httpx.Response:
+        """``response``, after what any answer tells: the server is up, the key is ignored,
+        or (401) the key is missing or refused, raised here with what to do about it."""
         if self._down_until:
             with self._down_lock:
                 self._down_until = 0.0
+        if response.status_code == 401:
+            raise self._unauthorized(error_from(response))
+        if (
+            self._sends_key
+            and not self._warned_open
+            and response.headers.get("botwire-auth", "").strip().lower() == "open"
+        ):
+            self._warned_open = True
+            _warn(
+                f"botwire: the server at {self.url} runs in open mode and ignores the API "
+                "key this client sends (every client may read and write every namespace); "
+                "start it with --auth token, or stop sending the key (BOTWIRE_API_KEY, "
+                "api_key=, --api-key)",
+                ApiKeyIgnoredWarning,
+            )
         return response
 
+    def _unauthorized(self, error: BotwireError) -> BotwireError:
+        """A 401's error, with what a Python user does about it."""
+        if type(error) is not Unauthorized:
+            return error
+        if not self._sends_key:
+            if "BOTWIRE_API_KEY" in error.message:  # the server already said it
+                return error
+            hint = (
+                f"{self.url} requires an API key and none was sent: set BOTWIRE_API_KEY "
+                "or pass api_key= (a token from `botwire token create`)"
+            )
+        else:
+            env = os.environ.get("BOTWIRE_API_KEY")
+            sent = self._client.headers.get("authorization", self._headers.get("authorization"))
+            from_env = env and sent == f"Bearer {env}"
+            hint = f"{self.url} refused the API key sent ("
+            hint += (
+                "the one in $BOTWIRE_API_KEY)" if from_env else "given as api_key= or --api-key)"
+            )
+        return Unauthorized(f"{error.message}: {hint}", **error.details)
+
     def _where(self) -> str:
-        """The URL for messages, saying so when it is the one ``$BOTWIRE_URL`` holds."""
-        if os.environ.get("BOTWIRE_URL", "").rstrip("/") == self.url:
-            return f"{self.url} (from $BOTWIRE_URL)"
+        """The URL, for messages."""
         return self.url
+
+    def _from_env(self) -> str:
+        """For a message about an unreachable server: whether ``$BOTWIRE_URL`` named it."""
+        if os.environ.get("BOTWIRE_URL", "").rstrip("/") == self.url:
+            return " (the URL came from $BOTWIRE_URL; unset it to use the embedded store)"
+        return ""
 
     def _send(
         self, method: str, path: str, body: bytes | None, headers: dict[str, str]
@@ -248,13 +304,15 @@ class HttpStore(Store):
             except httpx.TransportError as exc:
                 failure: Exception = exc
             except httpx.RequestError as exc:  # e.g. a body that is not the gzip it claims
-                raise BadResponse(f"{self._where()} sent an unreadable answer: {exc}") from None
+                raise BadResponse(
+                    f"{self._where()} sent an unreadable answer: {exc}{self._from_env()}"
+                ) from None
             else:
                 if response.status_code not in RETRY_STATUSES:
                     return self._answered(response)
                 failure = error_from(response)
             time.sleep(self._pause(attempt, attempts, response, failure, policy, said))
-        raise Unavailable(f"{self._where()}: too many retries")
+        raise Unavailable(f"{self._where()}: too many retries{self._from_env()}")
 
     async def _asend(
         self, method: str, path: str, body: bytes | None, headers: dict[str, str]
@@ -271,13 +329,15 @@ class HttpStore(Store):
             except httpx.TransportError as exc:
                 failure: Exception = exc
             except httpx.RequestError as exc:  # e.g. a body that is not the gzip it claims
-                raise BadResponse(f"{self._where()} sent an unreadable answer: {exc}") from None
+                raise BadResponse(
+                    f"{self._where()} sent an unreadable answer: {exc}{self._from_env()}"
+                ) from None
             else:
                 if response.status_code not in RETRY_STATUSES:
                     return self._answered(response)
                 failure = error_from(response)
             await asyncio.sleep(self._pause(attempt, attempts, response, failure, policy, said))
-        raise Unavailable(f"{self._where()}: too many retries")
+        raise Unavailable(f"{self._where()}: too many retries{self._from_env()}")
 
     def batch(
         self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None
@@ -336,6 +396,17 @@ def _is_plain_read(ops: Sequence[Op]) -> bool:
 
 async def _aclose(client: httpx.AsyncClient) -> None:
     await client.aclose()
+
+
+def _warn(message: str, category: type[Warning]) -> None:
+    """``warnings.warn``, pointed at the first caller outside botwire (the user's line)."""
+    import warnings
+
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    level, frame = 2, sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(package + os.sep):
+        level, frame = level + 1, frame.f_back  # type: ignore[assignment]
+    warnings.warn(message, category, stacklevel=level)
 
 
 def _final(failure: Exception, where: str) -> BotwireError:

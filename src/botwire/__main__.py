@@ -1,0 +1,5 @@
+"""``python -m botwire``: the ``botwire`` command."""
+
+from .cli import main
+
+raise SystemExit(main())
