@@ -16,6 +16,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -122,15 +123,19 @@ def nested(saver: BaseCheckpointSaver[Any]) -> Any:
 
 
 def branches(saver: BaseCheckpointSaver[Any], calls: list[str], failures: int) -> Any:
-    """START -> x and y in parallel -> join; y fails its first ``failures`` calls."""
+    """START -> x and y in parallel -> join; y fails its first ``failures`` calls, each time
+    once x has returned (so what a saver keeps of x never depends on which thread won)."""
+    x_returned = threading.Event()
 
     def x(state: Log) -> dict[str, Any]:
         calls.append("x")
+        threading.Timer(0.05, x_returned.set).start()  # just after x's write is handed over
         return {"log": ["x"]}
 
     def y(state: Log) -> dict[str, Any]:
         calls.append("y")
         if calls.count("y") <= failures:
+            x_returned.wait(timeout=10)
             raise RuntimeError("y failed")
         return {"log": ["y"]}
 
