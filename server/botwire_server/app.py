@@ -3,6 +3,10 @@
 The lifespan opens the store (the core's SQLite store, with the limits and
 per-namespace accounting) and runs the background sweeper; each app built by
 the factory is isolated, so tests build as many as they like.
+
+``/mcp`` serves MCP over Streamable HTTP on the same store, with the same tokens
+(``botwire.mcp.http``), when the ``mcp`` SDK is installed (``botwire[mcp]``);
+``mcp=False`` (``botwire serve --no-mcp``, ``BOTWIRE_SERVER_MCP=off``) leaves it out.
 """
 
 from __future__ import annotations
@@ -10,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib.util
 import inspect
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,7 +29,7 @@ from botwire.stores import Store
 from botwire.stores.base import Sweeping
 
 from . import errors, openapi, routes_compat, routes_v1, routing
-from .auth import Tokens
+from .auth import Tokens, authorize
 from .errors import json_response
 from .metrics import Metrics
 from .middleware import BodyLimit, OpenModeNotice, RecordMetrics, StrictUtf8
@@ -33,9 +39,10 @@ from .writes import WriteQueue
 log = logging.getLogger("botwire.server")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, mcp: bool | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     metrics = Metrics()
+    mcp_mount = _mcp_mount(settings, mcp)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -47,7 +54,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _freeze_once()
         _return_large_buffers()
         try:
-            yield
+            async with contextlib.AsyncExitStack() as stack:
+                if mcp_mount is not None:
+
+                    async def authorizer(header: str | None, namespace: str, write: bool) -> None:
+                        await authorize(app.state.tokens, header, namespace, write=write)
+
+                    running = mcp_mount.running(store, authorizer, app.state.writes.submit)
+                    await stack.enter_async_context(running)
+                yield
         finally:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -66,6 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     errors.install(app)
     routing.install(app, routes_v1.routes, routes_v1.listing, routes_compat.routes)
+    if mcp_mount is not None:  # an ASGI app as the endpoint: Starlette passes requests through
+        app.router.add_route("/mcp", mcp_mount, include_in_schema=False)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database check")
     async def healthz(request: Request) -> Response:
@@ -97,6 +114,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.auth == "open":  # a client that sends a key learns it was not checked
         app.add_middleware(OpenModeNotice)
     return app
+
+
+def _mcp_mount(settings: Settings, wanted: bool | None) -> Any:
+    """``/mcp``'s app, or ``None``: switched off, or the ``mcp`` SDK is not installed."""
+    if wanted is None:
+        wanted = os.environ.get("BOTWIRE_SERVER_MCP", "on").lower() not in MCP_OFF
+    if not wanted or importlib.util.find_spec("mcp") is None:
+        return None
+    from botwire.mcp.http import HttpMount
+
+    return HttpMount(
+        host=settings.host,
+        open_mode=settings.auth == "open",
+        max_body_bytes=settings.max_body_bytes,
+    )
+
+
+MCP_OFF = ("0", "off", "false", "no")
 
 
 async def _sweep_forever(store: Store, interval: float) -> None:

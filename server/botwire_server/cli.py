@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import dataclasses
 import importlib
+import importlib.util
 import os
 import shlex
 import sys
@@ -75,6 +76,8 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = _fit_open_file_limit(settings)
+    if args.no_mcp:  # not a Settings field: the workers read it from the environment
+        os.environ["BOTWIRE_SERVER_MCP"] = "off"
     announce(settings)
     os.environ.update(settings.to_env())  # how each worker process gets the settings
     uvicorn.run(
@@ -129,8 +132,20 @@ def announce(settings: Settings) -> None:
         f"  database  {database}",
         f"  auth      {auth}",
         f"  limits    {_limits(settings)}",
+        f"  mcp       {_mcp(f'http://{host}:{settings.port}/mcp')}",
     ]
     print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def _mcp(url: str) -> str:
+    """Where MCP is served (``botwire.mcp``), or why it is not."""
+    from .app import MCP_OFF
+
+    if os.environ.get("BOTWIRE_SERVER_MCP", "on").lower() in MCP_OFF:
+        return "off (--no-mcp)"
+    if importlib.util.find_spec("mcp") is None:
+        return "off: pip install 'botwire[mcp]' to serve MCP at /mcp"
+    return f"{url} (Streamable HTTP; the same tokens reach the same namespaces)"
 
 
 def _limits(settings: Settings) -> str:
@@ -368,6 +383,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--sweep-interval", type=float, help="seconds between expiry sweeps")
     p.add_argument(
         "--access-log", action="store_true", help="log every request (default: off: faster)"
+    )
+    p.add_argument(
+        "--no-mcp", action="store_true", help="do not serve MCP at /mcp (default: served)"
     )
 
     p = parser(sub, "migrate", "create or upgrade the server database's schema")

@@ -10,6 +10,7 @@
     botwire export [NS ...|--all] [-o FILE]   JSON Lines: {"namespace","key","value","expires_at"}
     botwire import FILE|- [--namespace NS]
     botwire completion bash|zsh        a shell completion script
+    botwire mcp [--namespace NS] [--import-graph FILE]   MCP over stdio     (botwire[mcp])
     botwire serve [--host H] [--port P] [--db PATH] [--workers N] ...   (botwire[server])
     botwire migrate --db postgresql://...                              (botwire[server,postgres])
     botwire token create --namespaces 'user-*' [--read-only] | list | revoke ID
@@ -139,12 +140,49 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--namespace", help="write every line into this namespace instead")
     p = command("completion", _completion, "print a shell completion script")
     p.add_argument("shell", choices=["bash", "zsh"])
+    p = command(
+        "mcp",
+        _mcp,
+        "serve this store to MCP clients over stdio (pip install 'botwire[mcp]')",
+        description=(
+            "Serve the store to an MCP client (Claude Desktop, Claude Code, Cursor...) over "
+            "standard input and output: key-value tools, resources, subscriptions and the "
+            "reference memory server's knowledge-graph tools. Without --namespace a call may "
+            "name any namespace (default: mcp)."
+        ),
+        **store,
+    )
+    p.add_argument("--namespace", help="fix every call to this namespace")
+    _completes_files(
+        p.add_argument(
+            "--import-graph",
+            metavar="FILE",
+            help="first import a reference memory server's memory.jsonl into the namespace",
+        )
+    )
     try:
         from botwire_server.cli import add_commands
     except ImportError:  # the server's package is always there; its imports may not be
         add_commands = _server_missing
     add_commands(sub)
     return parser
+
+
+def _mcp(args: argparse.Namespace) -> int:
+    try:
+        from .mcp.server import serve_stdio
+    except ImportError as exc:  # the SDK is an extra
+        if exc.name is None or exc.name.partition(".")[0] not in ("mcp", "mcp_types"):
+            raise
+        print(
+            "botwire: error: botwire mcp needs the MCP SDK: pip install 'botwire[mcp]'",
+            file=sys.stderr,
+        )
+        return 2
+    serve_stdio(
+        args.url, namespace=args.namespace, api_key=args.api_key, import_graph=args.import_graph
+    )
+    return 0
 
 
 def _completes_files(action: argparse.Action) -> None:
