@@ -24,7 +24,8 @@ import pytest
 from mcp.server.mcpserver import MCPServer
 
 from botwire import Forbidden, InvalidRequest, Memory
-from botwire.mcp.graph import Graph, import_graph, register
+from botwire.mcp.graph import Graph, import_graph
+from botwire.mcp.graph_tools import register
 from mcp import Client
 
 from ..loopback import Server
@@ -768,7 +769,7 @@ import anyio
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from botwire import Memory
-from botwire.mcp.graph import register
+from botwire.mcp.graph_tools import register
 
 url, worker, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 server = MCPServer("graph-worker")

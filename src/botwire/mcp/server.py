@@ -36,7 +36,7 @@ from starlette.requests import Request
 import botwire
 from botwire import BotwireError, Memory
 
-from . import _kv, _resources, graph
+from . import _kv, _resources, graph, graph_tools
 from ._access import DEFAULT_NAMESPACE, Access, Caller, error_result, parse_uri, protocol_error
 
 __all__ = ["DEFAULT_NAMESPACE", "Access", "build_server", "serve_stdio"]
@@ -85,7 +85,7 @@ def build_server(
     root.handlers[:], root.level = handlers, level
     _kv.register(server, access)
     _resources.register(server, access)
-    graph.register(server, access.memory)
+    graph_tools.register(server, access.memory)
     middleware.server = server
     return server
 
