@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from fnmatch import fnmatchcase
@@ -137,12 +138,10 @@ def _check(record: Any, secret: str) -> Token | None:
     return None if token.revoked else token
 
 
-async def authorize(
-    tokens: Tokens | None, authorization: str | None, namespace: str, *, write: bool
-) -> None:
-    """Raise unless the caller may read (or ``write``) ``namespace``; ``tokens=None``: open."""
+async def token_for(tokens: Tokens | None, authorization: str | None) -> Token | None:
+    """The caller's token; ``None`` in open mode (``tokens=None``); else ``Unauthorized``."""
     if tokens is None:
-        return
+        return None
     if not authorization:  # said for the people who meet it: Python and CLI users
         raise Unauthorized(NO_KEY)
     scheme, _, secret = authorization.partition(" ")
@@ -151,7 +150,34 @@ async def authorize(
     token = await tokens.afind(secret.strip())
     if token is None:
         raise Unauthorized("unknown or revoked token")
-    if not any(fnmatchcase(namespace, pattern) for pattern in token.namespaces):
+    return token
+
+
+def reaches(token: Token | None, namespace: str) -> bool:
+    """Whether ``token`` (``None``: open mode) reaches ``namespace``."""
+    return token is None or any(fnmatchcase(namespace, p) for p in token.namespaces)
+
+
+def literal_prefix(token: Token | None) -> str:
+    """What every namespace ``token`` reaches starts with (``""``: anything)."""
+    if token is None:
+        return ""
+    starts = [re.split(r"[*?\[]", pattern, maxsplit=1)[0] for pattern in token.namespaces]
+    common = starts[0] if starts else ""
+    for start in starts[1:]:
+        while not start.startswith(common):
+            common = common[:-1]
+    return common
+
+
+async def authorize(
+    tokens: Tokens | None, authorization: str | None, namespace: str, *, write: bool
+) -> None:
+    """Raise unless the caller may read (or ``write``) ``namespace``; ``tokens=None``: open."""
+    token = await token_for(tokens, authorization)
+    if token is None:
+        return
+    if not reaches(token, namespace):
         raise Forbidden(f"this token does not reach namespace {namespace!r}")
     if write and token.read_only:
         raise Forbidden("this token is read-only")

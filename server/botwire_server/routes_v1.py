@@ -16,7 +16,7 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from botwire import Forbidden, InvalidRequest, NotFound
+from botwire import InvalidRequest, NotFound
 from botwire.ops import (
     Changes,
     Clear,
@@ -40,7 +40,7 @@ from botwire.wire import (
     result_to_json,
 )
 
-from .auth import authorize
+from .auth import literal_prefix, reaches, token_for
 from .deps import (
     body_json,
     key_of,
@@ -255,20 +255,16 @@ async def namespaces(request: Request) -> Response:
     prefix = query_prefix(request)
     after = query_key(request, "after")
     limit = query_int(request, "limit", 1000, 1, MAX_PAGE)
-    tokens, authorization = request.app.state.tokens, request.headers.get("authorization")
-
-    async def reaches(namespace: str) -> bool:
-        try:
-            await authorize(tokens, authorization, namespace, write=False)
-        except Forbidden:
-            return False
-        return True
-
-    await reaches("-")  # Unauthorized here, before any listing
+    token = await token_for(request.app.state.tokens, request.headers.get("authorization"))
+    narrow = literal_prefix(token)  # list only where the token can reach, not the whole store
+    if narrow.startswith(prefix):
+        prefix = narrow
+    elif not prefix.startswith(narrow):
+        return json_response({"namespaces": [], "next": None})  # disjoint: nothing to list
     store, found = store_of(request), list[NamespaceInfo]()
     while len(found) < limit:
         page = await run_in_threadpool(list_namespaces, store, prefix, after, limit)
-        found += [info for info in page if await reaches(info.namespace)]
+        found += [info for info in page if reaches(token, info.namespace)]
         if len(page) < limit:
             break
         after = page[-1].namespace

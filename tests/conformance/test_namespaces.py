@@ -65,9 +65,33 @@ def test_over_a_server_a_token_lists_only_what_it_reaches(tmp_path: Path) -> Non
         ]
         mine = botwire.namespaces(url, api_key=alice)
         assert [(i.namespace, i.keys) for i in mine] == [("alice-1", 1), ("alice-2", 1)]
+        assert botwire.namespaces(url, api_key=alice, prefix="bob") == []  # disjoint
+        assert [i.namespace for i in botwire.namespaces(url, api_key=alice, prefix="alice-2")] == [
+            "alice-2"
+        ]
         with pytest.raises(Unauthorized):
             botwire.namespaces(url)  # no token: 401, not an empty list
         with pytest.raises(Unauthorized):
             botwire.namespaces(url, api_key="bw_nope.nope")
     finally:
         shutdown()
+
+
+@pytest.mark.parametrize(
+    ("patterns", "prefix"),
+    [
+        (["alice-*"], "alice-"),
+        (["user-*", "user-team?"], "user-"),
+        (["user-[ab]*"], "user-"),
+        (["a-*", "b-*"], ""),
+        (["*"], ""),
+        (["exact-name"], "exact-name"),
+    ],
+)
+def test_a_listing_reads_only_where_the_token_can_reach(patterns: list[str], prefix: str) -> None:
+    """The server narrows a token's listing to its patterns' common literal start, so a narrow
+    token never makes it read every namespace of the store."""
+    from botwire_server.auth import Token, literal_prefix
+
+    assert literal_prefix(Token("id", patterns, False, 0.0, False)) == prefix
+    assert literal_prefix(None) == ""
