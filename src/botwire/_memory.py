@@ -6,6 +6,7 @@ round trip (``update`` a few, driven by a plan).
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
 from types import TracebackType
@@ -13,10 +14,11 @@ from typing import Any
 
 from . import _codec
 from ._core import NOT_PROVIDED, MemoryCore, Plan
-from ._errors import BotwireError, NotFound
+from ._errors import BotwireError, Conflict, NotFound
 from ._session import AsyncSession, Session
 from ._validate import check_key
 from .ops import Get, Item, NamespaceStats, Op, TTLArg
+from .stores._backoff import after_lost_race
 from .stores.base import aclose
 
 _PAGE = 1000
@@ -55,12 +57,15 @@ class Memory(MemoryCore):
         return self._store.batch(self._namespace, (op,))[0]
 
     def _run(self, plan: Plan) -> Any:
+        policy = after_lost_race()
         try:
             ops = next(plan)
             while True:
                 try:
                     results = self._store.batch(self._namespace, ops)
                 except BotwireError as exc:
+                    if isinstance(exc, Conflict):  # a lost race: let the winners finish
+                        time.sleep(policy.pause() or 0.0)
                     ops = plan.throw(exc)
                 else:
                     ops = plan.send(results)
@@ -274,12 +279,15 @@ class AsyncMemory(MemoryCore):
         return (await self._store.abatch(self._namespace, (op,)))[0]
 
     async def _run(self, plan: Plan) -> Any:
+        policy = after_lost_race()
         try:
             ops = next(plan)
             while True:
                 try:
                     results = await self._store.abatch(self._namespace, ops)
                 except BotwireError as exc:
+                    if isinstance(exc, Conflict):  # a lost race: let the winners finish
+                        await _asleep(policy.pause() or 0.0)
                     ops = plan.throw(exc)
                 else:
                     ops = plan.send(results)
@@ -416,3 +424,9 @@ class AsyncMemory(MemoryCore):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+async def _asleep(seconds: float) -> None:
+    import asyncio  # ~45 ms to import: only for async users
+
+    await asyncio.sleep(seconds)

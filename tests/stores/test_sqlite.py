@@ -91,6 +91,63 @@ def test_a_lock_held_too_long_gives_unavailable_not_database_locked(tmp_path: Pa
     store.close()
 
 
+def test_32_writer_threads_take_turns_and_lose_nothing(tmp_path: Path) -> None:
+    """A process's writers take turns through the store's lock (not SQLite's polling busy
+    handler): every increment, batch and compare-and-set of 32 threads lands once."""
+    mem = Memory("ns", url=SqliteStore(tmp_path / "t.db"))
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(25):
+                mem.incr("counter")
+                mem.set_many({f"t{n}:{i}": i, "last": n})
+                mem.update("log", lambda log, n=n: [*log, n], default=[])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(32)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == [] and not any(t.is_alive() for t in threads)
+    assert mem.get("counter") == 32 * 25
+    assert sorted(mem.get("log")) == sorted(n for n in range(32) for _ in range(25))
+    assert mem.count("t") == 32 * 25
+    mem.store.close()
+
+
+def test_threads_waiting_for_their_turn_behind_a_stuck_writer_get_unavailable(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "s.db", timeout=0.3)
+    mem = Memory("ns", url=store)
+    blocker = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the file's write lock
+    raised: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            mem.set(f"k{n}", n)
+        except BaseException as exc:
+            raised.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert not any(t.is_alive() for t in threads)  # nobody waits forever for a turn
+        assert len(raised) == 4 and all(isinstance(e, Unavailable) for e in raised)
+    finally:
+        blocker.execute("ROLLBACK")
+    mem.set("k", 1)
+    assert mem.get("k") == 1
+    store.close()
+
+
 def test_timeout_is_the_whole_wait_for_a_lock_held_by_another_process(tmp_path: Path) -> None:
     """Issue 11 #8: SQLite's busy handler and the retries after it share one deadline."""
     path = tmp_path / "held.db"

@@ -30,7 +30,7 @@ from typing import Any
 
 from .. import AnswerTooLarge, AsyncMemory, Conflict, Memory
 from ..ops import Clear, Delete, Get, Op, Put, Record, Scan, Touch
-from ..stores import Backoff
+from ..stores._backoff import after_lost_race
 from ..wire import MAX_BATCH, decode_value, encode_value
 
 Plan = Generator[list[Op], list[Any], Any]
@@ -297,17 +297,12 @@ def _chunks(entries: list[Any]) -> list[list[Any]]:
     return chunks if chunks[0] else []
 
 
-def _backoff() -> Backoff:
-    """Between the retries of a race (many writers on one head): jittered, growing pauses."""
-    return Backoff(float("inf"), base=0.001, cap=0.1)
-
-
 def run_plan(memory: Memory, plan: Plan) -> Any:
     """Drive ``plan`` with ``memory.batch``; a ``Conflict`` or a too-large answer is raised
     inside the plan, which may retry (after a pause, on a race)."""
     import time
 
-    policy = _backoff()
+    policy = after_lost_race()
     try:
         ops = next(plan)
         while True:
@@ -327,7 +322,7 @@ async def arun_plan(memory: AsyncMemory, plan: Plan) -> Any:
     """Async :func:`run_plan`."""
     import asyncio
 
-    policy = _backoff()
+    policy = after_lost_race()
     try:
         ops = next(plan)
         while True:

@@ -2,7 +2,7 @@
 
 Every loop that retries (SQLite while the file is locked, PostgreSQL after a
 deadlock or a lost connection, HTTP after a 429/5xx or a transport error, the
-read cache while another process opens it)
+read cache while another process opens it, a compare-and-set that lost a race)
 asks a :class:`Backoff` how long to wait; it says ``None`` when waiting would
 end past the call's deadline, and the caller then raises what it last saw.
 """
@@ -37,3 +37,9 @@ class Backoff:
         self.attempt += 1
         wait = max(floor, jitter)
         return None if wait > self.left() else wait
+
+
+def after_lost_race() -> Backoff:
+    """Between the retries of a compare-and-set that lost to another writer (``update``, a
+    history's append): jittered pauses growing to 0.1 s, bounded by the caller's attempts."""
+    return Backoff(float("inf"), base=0.001, cap=0.1)
