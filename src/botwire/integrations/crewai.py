@@ -55,7 +55,8 @@ except ImportError as exc:  # pragma: no cover - the hint is the point
     raise ImportError("botwire's CrewAI adapter needs: pip install 'botwire[crewai]'") from exc
 
 from .. import AnswerTooLarge, Conflict, Memory
-from ..ops import Clear, Count, Delete, Get, Op, Put, Record, Scan
+from .._paging import scan_all
+from ..ops import Clear, Count, Delete, Get, Op, Put, Record
 from ..wire import MAX_BATCH, decode_value, encode_value
 from .tenants import NamespaceSpec, Tenants, per_scope
 
@@ -91,20 +92,7 @@ class BotwireStorageBackend:
 
     def _scan(self, prefix: str) -> Iterator[tuple[str, Record]]:
         """Every live item under ``prefix``, a page at a time (smaller if a page is too large)."""
-        after: str | None = None
-        page = PAGE
-        while True:
-            try:
-                (rows,) = self._read([Scan(prefix, after=after, limit=page)])
-            except AnswerTooLarge:
-                if page == 1:
-                    raise
-                page = max(1, page // 2)
-                continue
-            yield from rows
-            if len(rows) < page:
-                return
-            after = rows[-1][0]
+        return scan_all(self._read, prefix, page=PAGE)
 
     def _get(self, keys: list[str]) -> list[Record | None]:
         """The records of ``keys``, in order, a page at a time."""

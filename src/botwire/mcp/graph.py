@@ -52,8 +52,9 @@ from typing import Any, TypeVar
 
 from typing_extensions import TypedDict
 
-from .. import AnswerTooLarge, Conflict, InvalidRequest, Memory, NotFound
-from ..ops import Delete, Get, Op, Put, Record, Scan
+from .. import Conflict, InvalidRequest, Memory, NotFound
+from .._paging import scan_all
+from ..ops import Delete, Get, Op, Put, Record
 from ..wire import MAX_BATCH, decode_value, encode_value
 
 __all__ = [
@@ -243,19 +244,7 @@ class Graph:
 
     def _scan(self, prefix: str, after: str | None = None) -> Iterator[tuple[str, Record]]:
         """Every live item under ``prefix`` after ``after``, paged (smaller while too large)."""
-        page = _PAGE
-        while True:
-            try:
-                (rows,) = self.memory.batch([Scan(prefix, after=after, limit=page)])
-            except AnswerTooLarge:
-                if page == 1:
-                    raise
-                page = max(1, page // 2)
-                continue
-            yield from rows
-            if len(rows) < page:
-                return
-            after = rows[-1][0]
+        return scan_all(self.memory.batch, prefix, after=after, page=_PAGE)
 
     def _entities(self) -> Iterator[tuple[str, Entity]]:
         for key, record in self._scan(ENTITY_PREFIX):
