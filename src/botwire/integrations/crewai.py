@@ -55,8 +55,8 @@ except ImportError as exc:  # pragma: no cover - the hint is the point
     raise ImportError("botwire's CrewAI adapter needs: pip install 'botwire[crewai]'") from exc
 
 from .. import AnswerTooLarge, Conflict, Memory
-from .._paging import scan_all
 from ..ops import Clear, Count, Delete, Get, Op, Put, Record
+from ..paging import scan_all
 from ..wire import MAX_BATCH, decode_value, encode_value
 from .tenants import NamespaceSpec, Tenants, per_scope
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from .. import AnswerTooLarge, AsyncMemory, Conflict, Memory
 from ..ops import Clear, Delete, Get, Op, Put, Record, Scan, Touch
-from ..stores._backoff import after_lost_race
+from ..stores import after_lost_race
 from ..wire import MAX_BATCH, decode_value, encode_value
 
 Plan = Generator[list[Op], list[Any], Any]

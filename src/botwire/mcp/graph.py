@@ -53,8 +53,8 @@ from typing import Any, TypeVar
 from typing_extensions import TypedDict
 
 from .. import Conflict, InvalidRequest, Memory, NotFound
-from .._paging import scan_all
 from ..ops import Delete, Get, Op, Put, Record
+from ..paging import scan_all
 from ..wire import MAX_BATCH, decode_value, encode_value
 
 __all__ = [

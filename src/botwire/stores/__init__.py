@@ -14,7 +14,7 @@ memory    in-process, for tests and examples
 user data directory).
 """
 
-from ._backoff import Backoff
+from ._backoff import Backoff, after_lost_race
 from .base import (
     DAY,
     AsyncClosing,
@@ -47,6 +47,7 @@ __all__ = [
     "Store",
     "Sweeping",
     "aclose",
+    "after_lost_race",
     "default_home",
     "namespaces",
     "now",
