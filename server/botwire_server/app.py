@@ -28,12 +28,13 @@ from starlette.responses import Response
 from botwire.stores import Store
 from botwire.stores.base import Sweeping
 
-from . import errors, openapi, routes_compat, routes_v1, routing
+from . import errors, openapi, routes_compat, routes_v1, routing, ui
 from .auth import Tokens, authorize
 from .errors import json_response
 from .metrics import Metrics
 from .middleware import BodyLimit, OpenModeNotice, RecordMetrics, StrictUtf8
 from .settings import Settings, open_stores
+from .watch import Watchers
 from .writes import WriteQueue
 
 log = logging.getLogger("botwire.server")
@@ -79,10 +80,13 @@ def create_app(settings: Settings | None = None, *, mcp: bool | None = None) -> 
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.watchers = Watchers(settings.max_watchers)
     errors.install(app)
     routing.install(app, routes_v1.routes, routes_v1.listing, routes_compat.routes)
     if mcp_mount is not None:  # an ASGI app as the endpoint: Starlette passes requests through
         app.router.add_route("/mcp", mcp_mount, include_in_schema=False)
+    if settings.ui:
+        ui.install(app)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database check")
     async def healthz(request: Request) -> Response:

@@ -133,6 +133,7 @@ def announce(settings: Settings) -> None:
         f"  auth      {auth}",
         f"  limits    {_limits(settings)}",
         f"  mcp       {_mcp(f'http://{host}:{settings.port}/mcp')}",
+        f"  ui        {f'http://{host}:{settings.port}/ui' if settings.ui else 'off (--no-ui)'}",
     ]
     print("\n".join(lines), file=sys.stderr, flush=True)
 
@@ -386,6 +387,18 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument(
         "--no-mcp", action="store_true", help="do not serve MCP at /mcp (default: served)"
+    )
+    p.add_argument(
+        "--no-ui",
+        dest="ui",
+        action="store_false",
+        default=None,
+        help="do not serve the inspector at /ui",
+    )
+    p.add_argument(
+        "--max-watchers",
+        type=int,
+        help="watch requests waiting at once per worker, each token a tenth of them; 0: none",
     )
 
     p = parser(sub, "migrate", "create or upgrade the server database's schema")

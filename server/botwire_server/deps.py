@@ -109,6 +109,14 @@ def query_int(request: Request, name: str, default: int, low: int, high: int) ->
     return default if raw is None else parse_uint(raw, name, low, high)
 
 
+def query_bool(request: Request, name: str) -> bool:
+    """``true`` or ``false`` (absent: false); anything else is refused, not guessed."""
+    raw = request.query_params.get(name, "false")
+    if raw not in ("true", "false"):
+        raise InvalidRequest(f"{name} must be true or false, not {raw[:40]!r}")
+    return raw == "true"
+
+
 def query_prefix(request: Request) -> str:
     return check_prefix(request.query_params.get("prefix", ""))
 

@@ -20,7 +20,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Match
 
-from botwire import BotwireError, DiskFull, InvalidRequest, WriteLimitExceeded
+from botwire import BotwireError, DiskFull, InvalidRequest, TooManyWatchers, WriteLimitExceeded
 
 from .limits import WRITE_LIMIT_SETTING, rate_limit_headers
 
@@ -48,7 +48,7 @@ def error_response(exc: BotwireError, headers: dict[str, str] | None = None) -> 
     if isinstance(exc, WriteLimitExceeded):
         headers.update(rate_limit_headers(exc))
         error["message"] = f"{exc.message}; {WRITE_LIMIT_SETTING}"
-    elif isinstance(exc, DiskFull):
+    elif isinstance(exc, (DiskFull, TooManyWatchers)):
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     return json_response({"error": error}, exc.status, headers)
 

@@ -74,6 +74,24 @@ PARAMS: dict[str, dict[str, Any]] = {
     "compat-limit": _param(
         "query", "limit", {"type": "integer", "minimum": 1, "maximum": 10_000, "default": 100}
     ),
+    "feed-limit": _param(
+        "query",
+        "limit",
+        {"type": "integer", "minimum": 0, "maximum": 10_000, "default": 1000},
+        "0: no changes, only the cursor of now",
+    ),
+    "values": _param(
+        "query",
+        "values",
+        {"type": "string", "enum": ["true", "false"], "default": "false"},
+        "true: each live change carries its value and expires_at",
+    ),
+    "wait": _param(
+        "query",
+        "wait",
+        {"type": "integer", "minimum": 0, "maximum": 60, "default": 0},
+        "seconds to hold the request while no change is after since (long polling)",
+    ),
     "since": _param(
         "query",
         "since",

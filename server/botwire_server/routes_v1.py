@@ -30,6 +30,7 @@ from botwire.ops import (
 from botwire.stores import DAY, utc_day
 from botwire.stores import namespaces as list_namespaces
 from botwire.stores import now as store_now
+from botwire.stores.watch import await_changes
 from botwire.wire import (
     MAX_BATCH,
     changes_to_json,
@@ -46,6 +47,7 @@ from .deps import (
     key_of,
     namespace_for,
     namespace_of,
+    query_bool,
     query_int,
     query_key,
     query_prefix,
@@ -57,6 +59,7 @@ from .deps import (
 from .errors import json_response, openapi_errors
 from .openapi import spec
 from .routing import Routes
+from .watch import MAX_WAIT, caller_of, until_disconnect
 
 routes = Routes("/v1/ns/{namespace}", tags=["v1"])
 listing = Routes("/v1", tags=["v1"])
@@ -231,15 +234,29 @@ async def stats(request: Request) -> Response:
 
 @routes.get(
     "/changes",
-    responses=READ_ERRORS,
-    summary="The change feed",
-    openapi_extra=spec("namespace", "since", "limit"),
+    responses=openapi_errors(400, 401, 403, 404, 503),
+    summary="The change feed (with wait: long polling)",
+    openapi_extra=spec("namespace", "since", "feed-limit", "prefix", "values", "wait"),
 )
 async def changes(request: Request) -> Response:
+    """With ``wait``, held until a change after ``since`` exists (long polling: see
+    ``watch.py``); the token is checked again before the answer."""
     ns = await namespace_of(request, write=False)
-    since = query_int(request, "since", 0, 0, 2**63 - 1)
-    limit = query_int(request, "limit", 1000, 1, MAX_PAGE)
-    (page,) = await read(request, ns, [Changes(since, limit)])
+    op = Changes(
+        query_int(request, "since", 0, 0, 2**63 - 1),
+        query_int(request, "limit", 1000, 0, MAX_PAGE),
+        query_prefix(request),
+        query_bool(request, "values"),
+    )
+    wait = query_int(request, "wait", 0, 0, MAX_WAIT)
+    if not wait or op.limit == 0:
+        (page,) = await read(request, ns, [op])
+        return json_response(changes_to_json(page))
+    with request.app.state.watchers.slot(await caller_of(request)):
+        page = await until_disconnect(request, await_changes(store_of(request), ns, op, wait))
+    if page is None:  # the client is gone: nobody reads this
+        return Response(status_code=204)
+    await namespace_of(request, write=False)  # a token revoked meanwhile sees nothing
     return json_response(changes_to_json(page))
 
 

@@ -56,6 +56,8 @@ class Settings:
     allow_open: bool = False  # allow open mode on a non-loopback address
     sweep_interval: float = 5.0  # seconds between background sweeps of expired items
     pool_size: int = 10  # PostgreSQL connections per worker
+    ui: bool = True  # serve the inspector at /ui
+    max_watchers: int = 1000  # watch requests waiting at once per worker (each token: a tenth)
 
     def __post_init__(self) -> None:
         if self.auth not in ("open", "token"):
@@ -69,6 +71,7 @@ class Settings:
             "max_header_bytes",
             "read_timeout",
             "max_connections",
+            "max_watchers",
         ):
             if getattr(self, name) < 0:
                 raise InvalidRequest(f"{name} must be >= 0")

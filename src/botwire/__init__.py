@@ -28,6 +28,7 @@ from ._errors import (
     StaleReadWarning,
     StoreClosed,
     StoreError,
+    TooManyWatchers,
     Unauthorized,
     Unavailable,
     UnsupportedMediaType,
@@ -39,7 +40,7 @@ from ._errors import (
 from ._memory import AsyncMemory, Memory
 from ._namespaces import namespaces
 from ._session import AsyncSession, Session
-from .ops import NOT_PROVIDED, Item, NamespaceInfo, NamespaceStats, NotProvided
+from .ops import NOT_PROVIDED, Change, ChangePage, Item, NamespaceInfo, NamespaceStats, NotProvided
 
 __version__ = "0.3.0.dev0"
 
@@ -51,6 +52,8 @@ __all__ = [
     "AsyncSession",
     "BadResponse",
     "BotwireError",
+    "Change",
+    "ChangePage",
     "Conflict",
     "DiskFull",
     "Forbidden",
@@ -71,6 +74,7 @@ __all__ = [
     "StaleReadWarning",
     "StoreClosed",
     "StoreError",
+    "TooManyWatchers",
     "Unauthorized",
     "Unavailable",
     "UnsupportedMediaType",

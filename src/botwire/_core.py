@@ -21,6 +21,7 @@ from ._errors import (
 )
 from ._validate import (
     check_count,
+    check_cursor,
     check_key,
     check_max_stale,
     check_namespace,
@@ -64,6 +65,8 @@ _OP_TYPES = frozenset(
 
 
 UPDATE_ATTEMPTS = 100
+WATCH_PAGE = 100  # changes a watcher asks for at once
+WATCH_WAIT = 25.0  # seconds one ask may wait for a change (a server holds the request)
 
 # A plan is a generator that yields op lists and receives their results: the one
 # place multi-step logic (``update``) lives, driven by a sync or an async loop.
@@ -270,6 +273,20 @@ class MemoryCore:
     @staticmethod
     def _stats_op() -> Stats:
         return Stats()
+
+    @staticmethod
+    def _changes_op(since: Any, prefix: str, limit: Any, values: Any) -> Changes:
+        if limit != 0 or type(limit) is not int:
+            check_count(limit, "limit")
+        if type(values) is not bool:
+            raise InvalidRequest(f"values must be True or False, not {values!r:.40}")
+        return Changes(check_cursor(since), limit, check_prefix(prefix), values)
+
+    @staticmethod
+    def _watch_pause(failures: int) -> float:
+        """Seconds a watcher waits before it asks again after its ``failures``-th
+        ``Unavailable`` in a row: 0.5 s, doubling, at most 5 s."""
+        return min(5.0, 0.5 * 2.0 ** min(failures - 1, 4))
 
     @staticmethod
     def _checked(ops: Iterable[Op]) -> list[Op]:

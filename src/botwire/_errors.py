@@ -236,6 +236,17 @@ class DiskFull(Unavailable):
         super().__init__(message, retry_after=self.retry_after, **details)
 
 
+class TooManyWatchers(Unavailable):
+    """The server holds as many waiting watch requests as it allows (its own, or this
+    token's share); ``retry_after`` (seconds) says when to ask again."""
+
+    code = "too_many_watchers"
+
+    def __init__(self, message: str = "", *, retry_after: float = 1.0, **details: Any) -> None:
+        self.retry_after = float(retry_after)
+        super().__init__(message, retry_after=self.retry_after, **details)
+
+
 class QuotaExceeded(BotwireError):
     """The namespace would grow past its storage quota."""
 

@@ -13,13 +13,14 @@ from types import TracebackType
 from typing import Any
 
 from . import _codec
-from ._core import NOT_PROVIDED, MemoryCore, Plan
-from ._errors import BotwireError, Conflict, NotFound
+from ._core import NOT_PROVIDED, WATCH_PAGE, WATCH_WAIT, MemoryCore, Plan
+from ._errors import BotwireError, Conflict, NotFound, Unavailable
 from ._session import AsyncSession, Session
 from ._validate import check_key
-from .ops import Get, Item, NamespaceStats, Op, TTLArg
+from .ops import Change, ChangePage, Changes, Get, Item, NamespaceStats, Op, TTLArg
 from .stores._backoff import after_lost_race
 from .stores.base import aclose
+from .stores.watch import await_changes, wait_changes
 
 _PAGE = 1000
 
@@ -198,6 +199,54 @@ class Memory(MemoryCore):
     def stats(self) -> NamespaceStats:
         """Live keys, bytes stored (key + JSON value) and writes today of this namespace."""
         return self._stats(self._one(self._stats_op()))
+
+    # -- following changes -----------------------------------------------------------
+
+    def changes(
+        self, since: int = 0, prefix: str = "", *, limit: int = 1000, values: bool = False
+    ) -> ChangePage:
+        """A page of the namespace's changes after the cursor ``since``, oldest first.
+
+        Each :class:`~botwire.ops.Change` is a key at its newest version, or its
+        deletion (an expired key shows as deleted once swept); with
+        ``values=True`` a live one carries its value. Ask again with
+        ``since=page.next`` for the next page: nothing is skipped or repeated.
+        ``since=0`` starts at the oldest change kept (deletions are kept 7 days;
+        ``page.reset`` says some may be gone); ``limit=0`` returns no changes and
+        the cursor of now.
+        """
+        return self._one(self._changes_op(since, prefix, limit, values))  # type: ignore[no-any-return]
+
+    def watch(
+        self, prefix: str = "", since: int | None = None, *, values: bool = False
+    ) -> Iterator[Change]:
+        """Each change to keys starting with ``prefix``, as it happens, for ever.
+
+        ``since=None`` follows changes made after this call; ``since=0`` first
+        replays the oldest change the store keeps onwards; a change's
+        ``version`` is the cursor to resume from. Embedded stores wake at once
+        for this process's writes and within 0.2 s for other processes'; a
+        server holds each request until a change comes (long polling), and a
+        watcher rides out a restart, resuming from its cursor. Stop by breaking
+        out of the loop (or ``close()`` on the iterator).
+        """
+        op = self._changes_op(0 if since is None else since, prefix, WATCH_PAGE, values)
+        if since is None:
+            op = op._replace(since=self.changes(0, prefix, limit=0).next)
+        return self._follow(op)
+
+    def _follow(self, op: Changes) -> Iterator[Change]:
+        failures = 0
+        while True:
+            try:
+                page = wait_changes(self._store, self._namespace, op, WATCH_WAIT)
+            except Unavailable:
+                failures += 1
+                time.sleep(self._watch_pause(failures))
+                continue
+            failures = 0
+            yield from page.changes
+            op = op._replace(since=page.next)
 
     def batch(self, ops: Iterable[Op]) -> list[Any]:
         """Apply the operations of :mod:`botwire.ops` atomically; one result per op.
@@ -389,6 +438,37 @@ class AsyncMemory(MemoryCore):
     async def stats(self) -> NamespaceStats:
         """See :meth:`Memory.stats`."""
         return self._stats(await self._one(self._stats_op()))
+
+    async def changes(
+        self, since: int = 0, prefix: str = "", *, limit: int = 1000, values: bool = False
+    ) -> ChangePage:
+        """See :meth:`Memory.changes`."""
+        return await self._one(self._changes_op(since, prefix, limit, values))  # type: ignore[no-any-return]
+
+    def watch(
+        self, prefix: str = "", since: int | None = None, *, values: bool = False
+    ) -> AsyncIterator[Change]:
+        """See :meth:`Memory.watch` (``async for``). With ``since=None`` it follows the
+        changes made after the loop's first step (an async call cannot ask the store
+        before it is awaited)."""
+        op = self._changes_op(0 if since is None else since, prefix, WATCH_PAGE, values)
+        return self._follow(op, since is None)
+
+    async def _follow(self, op: Changes, from_now: bool) -> AsyncIterator[Change]:
+        if from_now:
+            op = op._replace(since=(await self.changes(0, op.prefix, limit=0)).next)
+        failures = 0
+        while True:
+            try:
+                page = await await_changes(self._store, self._namespace, op, WATCH_WAIT)
+            except Unavailable:
+                failures += 1
+                await _asleep(self._watch_pause(failures))
+                continue
+            failures = 0
+            for change in page.changes:
+                yield change
+            op = op._replace(since=page.next)
 
     async def batch(self, ops: Iterable[Op]) -> list[Any]:
         """See :meth:`Memory.batch`."""

@@ -20,6 +20,7 @@ Count       number of live keys with the prefix
 Clear       number of live keys removed
 Stats       ``NamespaceStats``: live keys, bytes stored, writes today
 Changes     ``ChangePage`` of changes with versions above ``since``, oldest first
+            (keys with ``prefix``; each with its value when ``values``)
 =========== ================================================================
 
 ``if_version`` makes a write conditional: ``None`` always applies, ``0`` only
@@ -145,7 +146,9 @@ class Stats(NamedTuple):
 
 class Changes(NamedTuple):
     since: int = 0  # a version: the cursor of the change feed
-    limit: int = 1000
+    limit: int = 1000  # 0: no changes, only the cursor of "now" (``ChangePage.next``)
+    prefix: str = ""
+    values: bool = False  # each live change carries its value and expiry
 
 
 Op = Get | Put | Delete | Incr | Append | Touch | ListKeys | Scan | Count | Clear | Stats | Changes
@@ -169,18 +172,37 @@ class NamespaceInfo(NamedTuple):
 
 
 class Change(NamedTuple):
-    """One entry of the change feed: the key's newest version, or its deletion."""
+    """One entry of the change feed: the key's newest version, or its deletion.
+
+    The feed holds each key once, at its newest version: a reader that was away
+    sees where each key ended up, not every step (as Deno KV's ``watch``). A
+    key whose expiry passed shows up as deleted once the store sweeps it.
+    ``data`` (the value's JSON; :attr:`value` decodes it) and ``expires_at``
+    are filled in when the feed was asked for values.
+    """
 
     key: str
     version: int
     deleted: bool
+    data: bytes | None = None
+    expires_at: float | None = None
+
+    @property
+    def value(self) -> Any:
+        """The value at this version (``None`` for a deletion, or without values)."""
+        from ._codec import decode
+
+        return None if self.data is None else decode(self.data)
 
 
 class ChangePage(NamedTuple):
     """A page of the change feed. Ask again with ``since=next`` for more.
 
-    ``reset`` means deletions older than the feed keeps (7 days) may be
-    missing after ``since``: a reader caching the namespace must drop it.
+    ``next`` passes the changes of the page, or, when the page is not full, every
+    change made so far: a reader asking with ``since=next`` misses nothing and
+    sees nothing twice. ``reset`` means deletions older than the feed keeps (7
+    days) may be missing after ``since``: a reader caching the namespace must
+    drop it.
     """
 
     changes: list[Change]

@@ -58,6 +58,7 @@ __all__ = [
     "ERRORS_BY_CODE",
     "MAX_BATCH",
     "MAX_TTL",
+    "changes_from_json",
     "changes_to_json",
     "check_key",
     "check_namespace",
@@ -181,7 +182,16 @@ def op_from_json(data: Any) -> Op:
         return Stats()
     if name == "changes":
         since = check_cursor(obj.get("since", 0))
-        return Changes(since, check_count(obj.get("limit", 1000), "limit") or 1000)
+        limit = obj.get("limit", 1000)
+        values = obj.get("values", False)
+        if type(values) is not bool:
+            raise InvalidRequest(f"values must be true or false, not {values!r:.40}")
+        return Changes(
+            since,
+            0 if limit == 0 else check_count(limit, "limit") or 1000,
+            check_prefix(obj.get("prefix", "")),
+            values,
+        )
     raise InvalidRequest(f"unknown op {name!r}")
 
 
@@ -237,7 +247,13 @@ def op_to_json(op: Op) -> dict[str, Any]:
         return {"op": "clear", "prefix": op.prefix}
     if isinstance(op, Stats):
         return {"op": "stats"}
-    return {"op": "changes", "since": op.since, "limit": op.limit}
+    return {
+        "op": "changes",
+        "since": op.since,
+        "limit": op.limit,
+        "prefix": op.prefix,
+        "values": op.values,
+    }
 
 
 # -- results -----------------------------------------------------------------------------
@@ -314,14 +330,37 @@ def result_from_json(op: Op, data: Any) -> Any:
     if isinstance(op, Stats):
         return NamespaceStats(**data)
     if isinstance(op, Changes):
-        changes = [Change(c["key"], c["version"], c["deleted"]) for c in data["changes"]]
-        return ChangePage(changes, data["next"], data["reset"])
+        return changes_from_json(data)
     return data
 
 
 def changes_to_json(page: ChangePage) -> dict[str, Any]:
-    return {
-        "changes": [c._asdict() for c in page.changes],
-        "next": page.next,
-        "reset": page.reset,
-    }
+    """A page of the change feed as the API sends it: a live change asked with values
+    carries ``value`` (its JSON bytes passed through) and ``expires_at``."""
+    import orjson
+
+    changes = []
+    for c in page.changes:
+        change: dict[str, Any] = {"key": c.key, "version": c.version, "deleted": c.deleted}
+        if c.data is not None:
+            change["value"] = orjson.Fragment(c.data)
+            change["expires_at"] = c.expires_at
+        changes.append(change)
+    return {"changes": changes, "next": page.next, "reset": page.reset}
+
+
+def changes_from_json(data: dict[str, Any]) -> ChangePage:
+    """A page of the change feed from the API's JSON; ``TypeError``/``KeyError`` if it is not."""
+    changes = []
+    for c in data["changes"]:
+        key, version, deleted, expires = c["key"], c["version"], c["deleted"], c.get("expires_at")
+        if type(key) is not str or type(version) is not int or type(deleted) is not bool:
+            raise TypeError(f"not a change: {c!r:.80}")
+        if expires is not None and type(expires) not in (int, float):
+            raise TypeError(f"an expiry must be a number, not {expires!r:.40}")
+        stored = _codec.encode(c["value"]) if "value" in c else None
+        changes.append(Change(key, version, deleted, stored, expires))
+    next_, reset = data["next"], data["reset"]
+    if type(next_) is not int or type(reset) is not bool:
+        raise TypeError("a change page needs an int next and a bool reset")
+    return ChangePage(changes, next_, reset)

@@ -25,6 +25,7 @@ from ..ops import (
     WRITE_OPS,
     Change,
     ChangePage,
+    Changes,
     Delete,
     Get,
     NamespaceStats,
@@ -205,12 +206,20 @@ class AnswerBudget:
         return result
 
 
+def feed_cursor(op: Changes, page: list[Change], newest: int) -> int:
+    """Where a reader of the change feed asks next: after the page's last change while the
+    page is full, else the namespace's newest version (every change up to now was read)."""
+    if op.limit and len(page) == op.limit:
+        return page[-1].version
+    return max(op.since, newest)
+
+
 def answer_size(result: Any) -> int:
     """Roughly what a result adds to an answer: its keys and values."""
     if isinstance(result, Record):
         return len(result.data)
     if isinstance(result, ChangePage):
-        return sum(len(c.key) + 32 for c in result.changes)
+        return sum(len(c.key) + len(c.data or b"") + 32 for c in result.changes)
     if isinstance(result, list) and result:
         if type(result[0]) is str:  # ListKeys
             return sum(len(key) for key in result)
@@ -266,7 +275,10 @@ def encode_results(results: Sequence[Any]) -> bytes:
         elif isinstance(result, NamespaceStats):
             out.append({"stats": list(result)})
         elif isinstance(result, ChangePage):
-            out.append({"changes": [[list(c) for c in result.changes], result.next, result.reset]})
+            changes = [
+                [c.key, c.version, c.deleted, _text(c.data), c.expires_at] for c in result.changes
+            ]
+            out.append({"changes": [changes, result.next, result.reset]})
         elif isinstance(result, list) and result and isinstance(result[0], tuple):  # a Scan
             out.append({"scan": [[key, r.data.decode(), *r[1:]] for key, r in result]})
         else:
@@ -284,7 +296,8 @@ def decode_results(data: bytes) -> list[Any]:
             results.append(NamespaceStats(*result["stats"]))
         elif isinstance(result, dict) and "changes" in result:
             changes, next_, reset = result["changes"]
-            results.append(ChangePage([Change(*c) for c in changes], next_, reset))
+            changes = [Change(k, v, gone, _bytes(data), at) for k, v, gone, data, at in changes]
+            results.append(ChangePage(changes, next_, reset))
         elif isinstance(result, dict) and "scan" in result:
             results.append(
                 [(key, Record(data.encode(), *rest)) for key, data, *rest in result["scan"]]
@@ -311,3 +324,11 @@ def replay_cap(limits: Limits | None) -> int:
 def check_replay(idem_fingerprint: str, found_fingerprint: str, key: str) -> None:
     if found_fingerprint != idem_fingerprint:
         raise IdempotencyKeyReused(f"idempotency key {key!r} was used for another request")
+
+
+def _text(data: bytes | None) -> str | None:
+    return None if data is None else data.decode()
+
+
+def _bytes(text: str | None) -> bytes | None:
+    return None if text is None else text.encode()

@@ -279,16 +279,62 @@ def clear(d: Dialect, ns: str, op: Clear, now: float) -> Plan:
 
 
 def changes(d: Dialect, ns: str, op: Changes) -> Plan:
+    """A page of the feed and, in the same statement (one snapshot), the namespace's newest
+    version: where a reader stands once the page holds every change up to now."""
     p = d.placeholder
+    where, args = key_range(d, ns, op.prefix, None, None)
+    data = "value AS data, expires_at" if op.values else "NULL AS data, NULL AS expires_at"
+    newest = f"coalesce((SELECT max(version) FROM {{}} WHERE ns = {p}), 0)"
     rows = yield (
-        f"SELECT key, version, 0 FROM {d.items} WHERE ns = {p} AND version > {p} "
-        f"UNION ALL SELECT key, version, 1 FROM {d.tombstones} "
-        f"WHERE ns = {p} AND version > {p} ORDER BY 2 LIMIT {p}",
-        (ns, op.since, ns, op.since, op.limit),
+        f"SELECT * FROM (SELECT key, version, 0 AS deleted, {data} FROM {d.items} "
+        f"WHERE {where} AND version > {p} "
+        f"UNION ALL SELECT key, version, 1, NULL, NULL FROM {d.tombstones} "
+        f"WHERE {where} AND version > {p} ORDER BY 2 LIMIT {p}) AS feed "
+        f"UNION ALL SELECT NULL, {d.greatest}({newest.format(d.items)}, "
+        f"{newest.format(d.tombstones)}), 2, NULL, NULL",
+        (*args, op.since, *args, op.since, op.limit, ns, ns),
     )
-    found = [Change(key, int(version), bool(deleted)) for key, version, deleted in rows]
+    found, head = [], 0
+    for key, version, deleted, value, expires_at in rows:
+        if deleted == 2:
+            head = int(version)
+        else:
+            stored = None if value is None else bytes(value)
+            found.append(Change(key, int(version), bool(deleted), stored, expires_at))
+    found.sort(key=lambda c: c.version)
     ((pruned,),) = yield (f"SELECT v FROM {d.meta} WHERE k = 'pruned'", ())
-    return ChangePage(found, found[-1].version if found else op.since, op.since < pruned)
+    return ChangePage(found, _logic.feed_cursor(op, found, head), op.since < pruned)
+
+
+def heads(d: Dialect, namespaces: Sequence[str], now: float) -> Plan:
+    """``({namespace: newest version}, whether one of them holds an item due for a sweep)``:
+    what a watcher of those namespaces polls, one index lookup per namespace."""
+    p = d.placeholder
+    found: dict[str, int] = {}
+    due = False
+    for start in range(0, len(namespaces), 500):
+        chunk = list(namespaces[start : start + 500])
+        names = ", ".join([f"({p})"] * len(chunk))
+        rows = yield (
+            f"WITH n(ns) AS (VALUES {names}) SELECT n.ns, "
+            f"coalesce((SELECT max(version) FROM {d.items} AS i WHERE i.ns = n.ns), 0), "
+            f"coalesce((SELECT max(version) FROM {d.tombstones} AS t WHERE t.ns = n.ns), 0) "
+            "FROM n",
+            chunk,
+        )
+        found.update((ns, max(int(a), int(b))) for ns, a, b in rows)
+        if not due:
+            marks = ", ".join([p] * len(chunk))
+            due = bool(
+                (
+                    yield (
+                        f"SELECT 1 FROM {d.items} WHERE expires_at <= {p} "
+                        f"AND ns IN ({marks}) LIMIT 1",
+                        (now, *chunk),
+                    )
+                )
+            )
+    return found, due
 
 
 def stats(d: Dialect, ns: str, now: float, accounting: bool) -> Plan:

@@ -37,7 +37,8 @@ from ..ops import (
     is_read_only,
 )
 from . import _logic
-from .base import Limits, LocalIO, Store
+from .base import Limits, LocalIO
+from .watch import Signal, SignalledFeed
 
 
 @dataclass(slots=True)
@@ -68,7 +69,7 @@ class _Space:
         return sum(len(k) + len(f) + len(r) for k, (f, r, _) in self.claims.items())
 
 
-class MemoryStore(Store, LocalIO):
+class MemoryStore(SignalledFeed, LocalIO):
     """Items of every namespace in a dict of dicts; nothing touches the disk."""
 
     def __init__(
@@ -80,10 +81,12 @@ class MemoryStore(Store, LocalIO):
         self._lock = threading.Lock()
         self._seq = 0
         self._pruned = 0
+        self.signal = Signal(self.heads, self.sweep)
 
     def close(self) -> None:
         with self._lock:
             self._spaces = None
+        self.signal.close()
 
     def batch(
         self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None
@@ -100,7 +103,9 @@ class MemoryStore(Store, LocalIO):
                 replay = self._replay(space, ops, idempotency, now)
                 if replay is not None:
                     return replay
-            return self._write(space, ops, now, idempotency)
+            results = self._write(space, ops, now, idempotency)
+        self.signal.notify(namespace)
+        return results
 
     async def abatch(
         self, namespace: str, ops: Sequence[Op], *, idempotency: Idempotency | None = None
@@ -290,13 +295,35 @@ class MemoryStore(Store, LocalIO):
             writes = space.writes if space.day == _logic.utc_day(now) else 0
             return NamespaceStats(len(self._keys(space, "", now)), space.size(), writes)
         if isinstance(op, Changes):
-            changes = [Change(k, r.version, False) for k, r in space.rows.items()]
-            changes += [Change(k, v, True) for k, (v, _) in space.tombstones.items()]
-            newer = (c for c in changes if c.version > op.since)
-            page = sorted(newer, key=lambda c: c.version)[: op.limit]
-            next_ = page[-1].version if page else op.since
-            return ChangePage(page, next_, op.since < self._pruned)
+            return self._changes(space, op)
         raise TypeError(f"unknown operation {op!r}")
+
+    def _changes(self, space: _Space, op: Changes) -> ChangePage:
+        def data(r: _Row) -> tuple[bytes | None, float | None]:
+            return (r.data, r.expires_at) if op.values else (None, None)
+
+        changes = [Change(k, r.version, False, *data(r)) for k, r in space.rows.items()]
+        changes += [Change(k, v, True) for k, (v, _) in space.tombstones.items()]
+        newest = max((c.version for c in changes), default=0)
+        newer = (c for c in changes if c.version > op.since and c.key.startswith(op.prefix))
+        page = sorted(newer, key=lambda c: c.version)[: op.limit]
+        return ChangePage(page, _logic.feed_cursor(op, page, newest), op.since < self._pruned)
+
+    def heads(self, namespaces: Sequence[str]) -> tuple[dict[str, int], bool]:
+        """Each namespace's newest version, and whether one holds an item due for a sweep."""
+        with self._lock:
+            now, found, due = self.clock(), {}, False
+            for name in namespaces:
+                space = (self._spaces or {}).get(name)
+                if space is None:
+                    found[name] = 0
+                    continue
+                found[name] = max(
+                    max((r.version for r in space.rows.values()), default=0),
+                    max((v for v, _ in space.tombstones.values()), default=0),
+                )
+                due = due or any(not _alive(r, now) for r in space.rows.values())
+            return found, due
 
     @staticmethod
     def _keys(space: _Space, prefix: str, now: float | None) -> list[str]:

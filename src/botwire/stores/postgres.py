@@ -60,12 +60,13 @@ from ..ops import (
 from . import _sql
 from ._backoff import Backoff
 from ._postgres_schema import SCHEMA_VERSION, migrate
-from .base import GroupItem, Limits, Store
+from .base import GroupItem, Limits
+from .watch import Signal, SignalledFeed, notify_group
 
 _RETRY_ALWAYS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 
 
-class PostgresStore(Store):
+class PostgresStore(SignalledFeed):
     """Items of every namespace in one PostgreSQL database at ``url``."""
 
     def __init__(
@@ -88,6 +89,7 @@ class PostgresStore(Store):
         self._last_sweep = 0.0
         self._pool_size = pool_size
         self._closed = False
+        self.signal = Signal(self.heads, lambda: self.sweep(500))
         try:
             self._pool = ConnectionPool(
                 url,
@@ -107,6 +109,7 @@ class PostgresStore(Store):
 
     def close(self) -> None:
         self._closed = True
+        self.signal.close()
         self._pool.close()
 
     # -- the driver: one plan, in one transaction, retried where that is safe --------------
@@ -179,6 +182,7 @@ class PostgresStore(Store):
             retry_lost=idempotency is not None,
             read_only=False,
         )
+        self.signal.notify(namespace)
         self._maybe_sweep()
         return results  # type: ignore[no-any-return]
 
@@ -205,6 +209,7 @@ class PostgresStore(Store):
             )
         except BotwireError as exc:
             return [exc] * len(group)
+        notify_group(self.signal, group, answers)
         self._maybe_sweep()
         return answers
 
@@ -225,6 +230,14 @@ class PostgresStore(Store):
             lambda: _sql.namespaces(_sql.POSTGRES, prefix, after, limit, now, True),
             retry_lost=True,
             read_only=True,
+        )
+        return found
+
+    def heads(self, namespaces: Sequence[str]) -> tuple[dict[str, int], bool]:
+        """Each namespace's newest version, and whether one holds an item due for a sweep."""
+        now = self.clock()
+        found: tuple[dict[str, int], bool] = self._run(
+            lambda: _sql.heads(_sql.POSTGRES, namespaces, now), retry_lost=True, read_only=True
         )
         return found
 

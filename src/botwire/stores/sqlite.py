@@ -54,7 +54,8 @@ from ..ops import (
 from . import _sql, _sqlite_schema
 from ._backoff import Backoff
 from ._sqlite_schema import ITEMS_TABLE, SCHEMA_VERSION
-from .base import GroupItem, Limits, LocalIO, Store
+from .base import GroupItem, Limits, LocalIO
+from .watch import Signal, SignalledFeed, notify_group
 
 __all__ = ["ITEMS_TABLE", "SCHEMA_VERSION", "SqliteStore"]
 
@@ -73,7 +74,7 @@ class _WouldWait(Exception):
     """The writer lock is taken (``batch_group(wait=False)`` then returns ``None``)."""
 
 
-class SqliteStore(Store, LocalIO):
+class SqliteStore(SignalledFeed, LocalIO):
     """Items of every namespace in one SQLite file at ``path``."""
 
     def __init__(
@@ -106,6 +107,7 @@ class SqliteStore(Store, LocalIO):
         self._conns_lock = threading.Lock()
         self._turn = threading.Lock()  # this process's writers take turns (see _writer)
         self._closed = False
+        self.signal = Signal(self.heads, lambda: self.sweep(_SWEEP_BATCH))
         _STORES.add(self)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -175,9 +177,11 @@ class SqliteStore(Store, LocalIO):
         self._local = threading.local()
         self._conns_lock = threading.Lock()
         self._turn = threading.Lock()
+        self.signal = Signal(self.heads, lambda: self.sweep(_SWEEP_BATCH))  # no pump here yet
 
     def close(self) -> None:
         self._closed = True
+        self.signal.close()
         with self._conns_lock:
             mine = [c for pid, c in self._conns if pid == os.getpid()]
             fds = [fd for pid, fd in self._lockfds if pid == os.getpid()]
@@ -212,12 +216,14 @@ class SqliteStore(Store, LocalIO):
                 # and commits at its end.
                 with self._writer(wait=True):
                     result = [self._run(self._put, namespace, op, self.clock())]
+                self.signal.notify(namespace)
                 self._maybe_sweep()
                 return result
         if is_read_only(ops):
             return self._run(self._read, namespace, ops)  # type: ignore[no-any-return]
         with self._writer(wait=True):
             results: list[Any] = self._run(self._write, namespace, ops, idempotency)
+        self.signal.notify(namespace)
         self._maybe_sweep()
         return results
 
@@ -236,6 +242,7 @@ class SqliteStore(Store, LocalIO):
                 answers: list[list[Any] | BotwireError] = self._run(self._write_group, group)
         except _WouldWait:
             return None
+        notify_group(self.signal, group, answers)
         self._maybe_sweep()
         return answers
 
@@ -262,6 +269,20 @@ class SqliteStore(Store, LocalIO):
         conn.execute("BEGIN")
         plan = _sql.namespaces(_sql.SQLITE, prefix, after, limit, self.clock(), self.accounting)
         found: list[NamespaceInfo] = _sql.drive(conn, plan)
+        conn.execute("COMMIT")
+        return found
+
+    def heads(self, namespaces: Sequence[str]) -> tuple[dict[str, int], bool]:
+        """Each namespace's newest version, and whether one holds an item due for a sweep."""
+        return self._run(self._heads, namespaces)  # type: ignore[no-any-return]
+
+    def _heads(
+        self, conn: sqlite3.Connection, namespaces: Sequence[str]
+    ) -> tuple[dict[str, int], bool]:
+        conn.execute("BEGIN")
+        found: tuple[dict[str, int], bool] = _sql.drive(
+            conn, _sql.heads(_sql.SQLITE, namespaces, self.clock())
+        )
         conn.execute("COMMIT")
         return found
 
