@@ -110,6 +110,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--prefix", default="")
     p.add_argument("--limit", type=int, default=None)
     command("ttl", _ttl, "seconds until a key expires", "namespace", "key", **store)
+    p = command(
+        "watch",
+        _watch,
+        "print changes to a namespace as JSON Lines, as they happen",
+        "namespace",
+        description=(
+            "Print each change to the namespace as a JSON line, as it happens: key, version, "
+            "deleted, and the new value and expires_at. Runs until Ctrl-C (or --count). "
+            "A line's version is the cursor: --since VERSION resumes after it."
+        ),
+        **store,
+    )
+    p.add_argument("--prefix", default="", help="only keys starting with this")
+    p.add_argument(
+        "--since",
+        type=int,
+        default=None,
+        help="replay changes after this version first (0: the oldest kept; default: from now)",
+    )
+    p.add_argument("--no-values", action="store_true", help="leave out values (smaller lines)")
+    p.add_argument("--count", type=int, default=None, help="stop after this many changes")
     p = command("ns", _ns, "list the namespaces with their keys and bytes", **store)
     p.add_argument("--prefix", default="", help="only namespaces starting with this")
     command("info", _info, "which store the URL resolves to, and what it holds", **store)
@@ -304,6 +325,26 @@ def _ttl(args: argparse.Namespace) -> int:
     with _memory(args) as mem:
         left = mem.ttl(args.key)
     print("none" if left is None else f"{left:.3f}")
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    if args.count is not None and args.count < 1:
+        raise InvalidRequest(f"--count must be 1 or more, not {args.count}")
+    with _memory(args) as mem:
+        changes = mem.watch(args.prefix, args.since, values=not args.no_values)
+        for n, change in enumerate(changes, 1):
+            line: dict[str, Any] = {
+                "key": change.key,
+                "version": change.version,
+                "deleted": change.deleted,
+            }
+            if change.data is not None:
+                line["value"] = change.value
+                line["expires_at"] = change.expires_at
+            print(encode_value(line).decode(), flush=True)
+            if n == args.count:
+                break
     return 0
 
 

@@ -34,6 +34,10 @@ def test_load_lists_namespaces_with_usage_against_the_limits(
     expect(row.locator("td")).to_have_text(["3", f"{stored} B of 50 MB", "1 of 1,000"])
     expect(row.locator("meter")).to_have_count(2)
     expect(page.locator("#server")).to_have_text(f"botwire {version} · open mode")
+    page.get_by_role("searchbox", name="Namespace prefix").fill(ns)
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("tbody tr")).to_have_count(1)
+    expect(page).to_have_url(f"{inspector.url}/ui#/?prefix={ns}")
     assert inspector.console_errors == []
     assert any("/v1/namespaces" in url for url in inspector.requests)
 
@@ -49,7 +53,7 @@ def test_browse_pages_of_keys_down_to_an_item_by_mouse_and_keyboard(
     keys = page.locator("ul.keys a")
     expect(keys).to_have_count(100)
     expect(keys.first).to_have_text(WEIRD)
-    page.get_by_role("link", name="Next page »").click()
+    page.keyboard.press("n")  # the next page
     expect(keys).to_have_count(51)
     expect(keys.last).to_have_text("k149")
     page.go_back()
@@ -66,8 +70,13 @@ def test_browse_pages_of_keys_down_to_an_item_by_mouse_and_keyboard(
     expect(page.locator("[data-field=expires]")).to_have_text("never")
     page.reload()  # the hash names the view
     expect(page.locator("h1")).to_have_text(WEIRD)
+    expect(page.locator("dl.facts dt")).to_have_text(
+        ["Version", "Created", "Updated", "Expires", "Size"]
+    )
     page.keyboard.press("u")  # one level up
     expect(keys).to_have_count(100)
+    page.keyboard.press("l")  # its live view
+    expect(page.locator("h1")).to_have_text(f"Changes in {ns}")
     assert inspector.console_errors == []
 
 
@@ -113,6 +122,9 @@ def test_invalid_json_is_refused_before_anything_is_sent(
     expect(page.get_by_role("alert")).to_contain_text("Not valid JSON, nothing was sent")
     assert len(inspector.requests) == sent
     assert item(api, ns, "doc") == before
+    page.keyboard.press("Escape")  # cancels the edit
+    expect(page.get_by_role("textbox", name="Value (JSON)")).to_have_count(0)
+    expect(page.locator("pre.json")).to_have_text("[\n  1\n]")
 
 
 def test_a_saved_edit_keeps_the_expiry_and_every_number_as_written(
@@ -123,12 +135,12 @@ def test_a_saved_edit_keeps_the_expiry_and_every_number_as_written(
     before = item(api, ns, "doc")
     page = inspector.open(f"#/ns/{ns}/key/doc")
     expect(page.locator("[data-field=expires]")).to_contain_text("(in 60 minutes)")
-    page.get_by_role("button", name="Edit").click()
+    page.keyboard.press("e")  # edit
     editor = page.get_by_role("textbox", name="Value (JSON)")
     text = editor.input_value()
     assert "9223372036854775807" in text and "1.0" in text  # JSON.parse would round both
     editor.fill(text.replace('"old"', '"new"'))
-    page.get_by_role("button", name="Save", exact=True).click()
+    editor.press("Control+Enter")  # save
     expect(page.get_by_role("status")).to_contain_text("Saved: version")
     after = item(api, ns, "doc")
     assert after["value"] == value | {"text": "new"}

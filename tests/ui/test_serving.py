@@ -31,6 +31,7 @@ def test_the_page_loads_without_a_token_under_a_strict_policy(served: LiveServer
         assert page.headers["referrer-policy"] == "no-referrer"
         assert "set-cookie" not in page.headers
         assert page.content == (STATIC / "index.html").read_bytes()
+    assert f"ui        {served.url}/ui" in served.log.read_text()  # serve names the address
 
 
 def test_every_asset_is_served_with_its_type_and_an_etag(served: LiveServer) -> None:

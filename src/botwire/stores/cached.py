@@ -60,6 +60,8 @@ from .._errors import (
 )
 from ..ops import (
     Append,
+    ChangePage,
+    Changes,
     Clear,
     Delete,
     Get,
@@ -85,6 +87,7 @@ from .base import (
     namespaces,
     revalidate,
 )
+from .watch import await_changes, wait_changes
 
 log = logging.getLogger("botwire")
 
@@ -275,6 +278,12 @@ class CachedStore(Store):
         self, prefix: str = "", after: str | None = None, limit: int = 1000
     ) -> list[NamespaceInfo]:
         return namespaces(self.origin, prefix, after, limit)  # the origin's, never cached
+
+    def wait_changes(self, namespace: str, op: Changes, wait: float) -> ChangePage:
+        return wait_changes(self.origin, namespace, op, wait)  # the feed is never cached
+
+    async def await_changes(self, namespace: str, op: Changes, wait: float) -> ChangePage:
+        return await await_changes(self.origin, namespace, op, wait)
 
     def close(self) -> None:
         self.origin.close()

@@ -56,8 +56,15 @@ from .._errors import (
     Unavailable,
     error_for_code,
 )
-from ..ops import Get, Idempotency, NamespaceInfo, Op, Record, is_read_only
-from ..wire import check_namespace, key_path, op_to_json, record_from_json, result_from_json
+from ..ops import ChangePage, Changes, Get, Idempotency, NamespaceInfo, Op, Record, is_read_only
+from ..wire import (
+    changes_from_json,
+    check_namespace,
+    key_path,
+    op_to_json,
+    record_from_json,
+    result_from_json,
+)
 from ._backoff import Backoff
 from ._deadline import bounded, deadline
 from ._per_loop import PerLoop
@@ -195,9 +202,10 @@ class HttpStore(Store):
 
     # -- the primitive: one decision (_pause), two drivers ----------------------------
 
-    def _budget(self) -> tuple[Backoff, int]:
-        """(backoff, attempts) for a call; raises at once while the breaker is open."""
-        policy = Backoff(self.timeout, base=BACKOFF_BASE, cap=BACKOFF_CAP)
+    def _budget(self, held: float = 0.0) -> tuple[Backoff, int]:
+        """(backoff, attempts) for a call (which the server may hold ``held`` seconds more);
+        raises at once while the breaker is open."""
+        policy = Backoff(self.timeout + held, base=BACKOFF_BASE, cap=BACKOFF_CAP)
         if self._down_until:
             now = time.monotonic()
             if now < self._down_until:
@@ -291,16 +299,24 @@ class HttpStore(Store):
         return ""
 
     def _send(
-        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        held: float = 0.0,
     ) -> httpx.Response:
         """The server's answer to one request, retried as the module docstring says."""
-        policy, attempts = self._budget()
+        policy, attempts = self._budget(held)
+        longer = _held_timeout(self.timeout + held) if held else None  # the server holds it
         said: list[Exception] = []  # the server's last error answer in this call
         for attempt in range(attempts):
             response = None
             try:
                 with deadline(policy.deadline):
-                    response = self._client.request(method, path, content=body, headers=headers)
+                    response = self._client.request(
+                        method, path, content=body, headers=headers, extensions=longer
+                    )
             except httpx.TransportError as exc:
                 failure: Exception = exc
             except httpx.RequestError as exc:  # e.g. a body that is not the gzip it claims
@@ -315,17 +331,25 @@ class HttpStore(Store):
         raise Unavailable(f"{self._where()}: too many retries{self._from_env()}")
 
     async def _asend(
-        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        held: float = 0.0,
     ) -> httpx.Response:
         """Async :meth:`_send`."""
         client = await self._async_client()
-        policy, attempts = self._budget()
+        policy, attempts = self._budget(held)
+        longer = _held_timeout(self.timeout + held) if held else None  # the server holds it
         said: list[Exception] = []  # the server's last error answer in this call
         for attempt in range(attempts):
             response = None
             try:
                 with deadline(policy.deadline):
-                    response = await client.request(method, path, content=body, headers=headers)
+                    response = await client.request(
+                        method, path, content=body, headers=headers, extensions=longer
+                    )
             except httpx.TransportError as exc:
                 failure: Exception = exc
             except httpx.RequestError as exc:  # e.g. a body that is not the gzip it claims
@@ -366,6 +390,33 @@ class HttpStore(Store):
         response = await self._asend(method, path, None, {"if-none-match": f'"{version}"'})
         return UNCHANGED if response.status_code == 304 else self._results((Get(key),), response)[0]
 
+    def wait_changes(self, namespace: str, op: Changes, wait: float) -> ChangePage:
+        """``GET /v1/ns/{ns}/changes?wait=``: the server holds the request (long polling)."""
+        held = _held(wait)
+        return self._page(
+            self._send("GET", self._changes_path(namespace, op, held), None, {}, held)
+        )
+
+    async def await_changes(self, namespace: str, op: Changes, wait: float) -> ChangePage:
+        held = _held(wait)
+        path = self._changes_path(namespace, op, held)
+        return self._page(await self._asend("GET", path, None, {}, held))
+
+    def _changes_path(self, namespace: str, op: Changes, held: int) -> str:
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        query = {"since": op.since, "limit": op.limit, "prefix": op.prefix, "wait": held}
+        query["values"] = "true" if op.values else "false"
+        return f"/v1/ns/{namespace}/changes?{urlencode(query)}"
+
+    def _page(self, response: httpx.Response) -> ChangePage:
+        if response.status_code >= 400:
+            raise error_from(response)
+        try:
+            return changes_from_json(_codec.decode(response.content))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise BadResponse(f"{self._where()} sent a change feed botwire cannot read") from exc
+
     def namespaces(
         self, prefix: str = "", after: str | None = None, limit: int = 1000
     ) -> list[NamespaceInfo]:
@@ -387,6 +438,19 @@ class HttpStore(Store):
             ]
         except (KeyError, TypeError, ValueError, BotwireError) as exc:
             raise BadResponse(f"{self._where()} sent a namespace list botwire cannot read") from exc
+
+
+def _held_timeout(seconds: float) -> dict[str, Any]:
+    """A request's own timeouts (httpx reads them from its extensions), for a held request."""
+    return {"timeout": httpx.Timeout(seconds).as_dict()}
+
+
+def _held(wait: float) -> int:
+    """The whole seconds a server is asked to hold a watch request (it allows 0 to 60)."""
+    return max(0, min(MAX_HELD, int(wait)))
+
+
+MAX_HELD = 60
 
 
 def _is_plain_read(ops: Sequence[Op]) -> bool:
