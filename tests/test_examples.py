@@ -110,3 +110,10 @@ def test_crewai_example_recalls_across_processes(tmp_path: Path) -> None:
         if "memories about tea" in line
     ]
     assert len(recalled) == 2 and recalled[1] > recalled[0]  # the second run found the first's
+
+
+def test_watch_example_sees_another_process_and_resumes(tmp_path: Path) -> None:
+    out = run(Path(__file__).parent.parent / "examples" / "watch.py", tmp_path)
+    assert "inbox/2 from critic: the tests are red" in out
+    assert "inbox/1 withdrawn" in out
+    assert "-> [('inbox/3', 'fixed, please look')]" in out

@@ -53,18 +53,25 @@ function show(ctx, found, note = null) {
   };
 
   let editor = null;
+  const cancel = () => {
+    say();
+    viewing();
+  };
+  const editKeys = (event) => { // in the editor or on its buttons
+    if (!editor?.isConnected) return;
+    if (event.key === "Escape") cancel();
+    else if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) save(item);
+  };
+  actions.addEventListener("keydown", editKeys);
   const editing = () => {
     editor = h("textarea", { class: "json", spellcheck: "false", "aria-label": "Value (JSON)",
-      rows: Math.min(30, Math.max(6, pretty(raw).split("\n").length + 1)), value: pretty(raw) });
-    editor.addEventListener("keydown", (event) => {
-      if (event.key === "Escape") viewing();
-      else if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) save(item);
-    });
+      rows: Math.min(30, Math.max(6, pretty(raw).split("\n").length + 1)), value: pretty(raw),
+      onkeydown: editKeys });
     valueBox.hidden = true;
     valueBox.after(editor);
     fill(actions,
       h("button", { type: "button", class: "primary", onclick: () => save(item) }, "Save"),
-      h("button", { type: "button", onclick: () => { say(); viewing(); } }, "Cancel"),
+      h("button", { type: "button", onclick: cancel }, "Cancel"),
       h("span", { class: "hint" }, "Ctrl+Enter saves, Esc cancels"),
     );
     editor.focus();
