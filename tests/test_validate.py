@@ -8,12 +8,16 @@ from botwire import InvalidName
 from botwire._validate import check_key, check_namespace
 
 
-@pytest.mark.parametrize("name", ["a", "A-z_0.9:@", "x" * 128, "user-42", "team:agent@v2"])
+@pytest.mark.parametrize(
+    "name", ["a", "A-z_0.9:@", "x" * 128, "user-42", "team:agent@v2", "...", "a..b", ".a"]
+)
 def test_valid_namespaces(name: str) -> None:
     assert check_namespace(name) == name
 
 
-@pytest.mark.parametrize("name", ["", "x" * 129, "a b", "a/b", "a\n", "é", "a%2Fb", "a\x00"])
+@pytest.mark.parametrize(
+    "name", ["", "x" * 129, "a b", "a/b", "a\n", "é", "a%2Fb", "a\x00", ".", ".."]
+)
 def test_invalid_namespaces(name: str) -> None:
     with pytest.raises(InvalidName):
         check_namespace(name)

@@ -28,7 +28,12 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 def check_namespace(namespace: object) -> str:
     """Return ``namespace`` if it is valid, else raise :class:`InvalidName`."""
     if type(namespace) is str and _NAMESPACE.fullmatch(namespace):
-        return namespace
+        if namespace not in (".", ".."):
+            return namespace
+        raise InvalidName(
+            f"invalid namespace {namespace!r}: '.' and '..' are refused, as a URL path "
+            "(a server's, a browser's) cannot carry them"
+        )
     raise InvalidName(
         f"invalid namespace {namespace!r}: use 1-{MAX_NAMESPACE_CHARS} characters "
         "of A-Z a-z 0-9 . _ - : @"
