@@ -248,13 +248,8 @@ class Watcher:
 
     async def _head(self, namespace: str) -> int:
         """The newest version in ``namespace``'s change feed (0 if it is empty)."""
-        cursor: int = 0
-        memory = self.access.amemory(namespace)
-        while True:
-            (page,) = await memory.batch([Changes(cursor, FEED_PAGE)])
-            cursor = int(page.next)
-            if len(page.changes) < FEED_PAGE:
-                return cursor
+        page = await self.access.amemory(namespace).changes(limit=0)  # the cursor of now
+        return int(page.next)
 
     async def _poll(self, namespace: str) -> None:
         cursor = self._cursors.get(namespace)
