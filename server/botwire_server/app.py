@@ -34,7 +34,7 @@ from .errors import json_response
 from .metrics import Metrics
 from .middleware import BodyLimit, OpenModeNotice, RecordMetrics, StrictUtf8
 from .settings import Settings, open_stores
-from .watch import Watchers
+from .watch import Watchers, answer_on_exit
 from .writes import WriteQueue
 
 log = logging.getLogger("botwire.server")
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, *, mcp: bool | None = None) -> 
         _return_large_buffers()
         try:
             async with contextlib.AsyncExitStack() as stack:
+                stack.callback(answer_on_exit(app.state.watchers))
                 if mcp_mount is not None:
 
                     async def authorizer(header: str | None, namespace: str, write: bool) -> None:
@@ -80,7 +81,7 @@ def create_app(settings: Settings | None = None, *, mcp: bool | None = None) -> 
     )
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.watchers = Watchers(settings.max_watchers)
+    app.state.watchers = Watchers(settings.max_watchers, settings.max_connections)
     errors.install(app)
     routing.install(app, routes_v1.routes, routes_v1.listing, routes_compat.routes)
     if mcp_mount is not None:  # an ASGI app as the endpoint: Starlette passes requests through

@@ -398,7 +398,10 @@ def add_commands(sub: Any) -> None:
     p.add_argument(
         "--max-watchers",
         type=int,
-        help="watch requests waiting at once per worker, each token a tenth of them; 0: none",
+        help=(
+            "watch requests held at once per worker (at most half of --max-connections), "
+            "each caller a tenth of them; 0: none"
+        ),
     )
 
     p = parser(sub, "migrate", "create or upgrade the server database's schema")

@@ -50,6 +50,8 @@ def error_response(exc: BotwireError, headers: dict[str, str] | None = None) -> 
         error["message"] = f"{exc.message}; {WRITE_LIMIT_SETTING}"
     elif isinstance(exc, (DiskFull, TooManyWatchers)):
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        if isinstance(exc, TooManyWatchers):  # a refused watcher keeps no connection either
+            headers["Connection"] = "close"
     return json_response({"error": error}, exc.status, headers)
 
 

@@ -59,7 +59,7 @@ from .deps import (
 from .errors import json_response, openapi_errors
 from .openapi import spec
 from .routing import Routes
-from .watch import MAX_WAIT, caller_of, until_disconnect
+from .watch import MAX_WAIT, caller_of, until_answered
 
 routes = Routes("/v1/ns/{namespace}", tags=["v1"])
 listing = Routes("/v1", tags=["v1"])
@@ -240,7 +240,8 @@ async def stats(request: Request) -> Response:
 )
 async def changes(request: Request) -> Response:
     """With ``wait``, held until a change after ``since`` exists (long polling: see
-    ``watch.py``); the token is checked again before the answer."""
+    ``watch.py``); the token is checked again before the answer (through the token
+    cache: a revocation reaches it within 5 s)."""
     ns = await namespace_of(request, write=False)
     op = Changes(
         query_int(request, "since", 0, 0, 2**63 - 1),
@@ -252,12 +253,16 @@ async def changes(request: Request) -> Response:
     if not wait or op.limit == 0:
         (page,) = await read(request, ns, [op])
         return json_response(changes_to_json(page))
-    with request.app.state.watchers.slot(await caller_of(request)):
-        page = await until_disconnect(request, await_changes(store_of(request), ns, op, wait))
-    if page is None:  # the client is gone: nobody reads this
-        return Response(status_code=204)
-    await namespace_of(request, write=False)  # a token revoked meanwhile sees nothing
-    return json_response(changes_to_json(page))
+    watchers = request.app.state.watchers
+    with watchers.slot(await caller_of(request)):
+        waiting = await_changes(store_of(request), ns, op, wait)
+        page = await until_answered(request, waiting, watchers.stopping)
+    if page is None:
+        if not watchers.stopping.is_set():  # the client is gone: nobody reads this
+            return Response(status_code=204)
+        (page,) = await read(request, ns, [op])  # stopping: answer now, without waiting
+    await namespace_of(request, write=False)  # a token revoked meanwhile (up to the token
+    return json_response(changes_to_json(page))  # cache's 5 s ago) gets no changes
 
 
 @listing.get(

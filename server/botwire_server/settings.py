@@ -57,7 +57,7 @@ class Settings:
     sweep_interval: float = 5.0  # seconds between background sweeps of expired items
     pool_size: int = 10  # PostgreSQL connections per worker
     ui: bool = True  # serve the inspector at /ui
-    max_watchers: int = 1000  # watch requests waiting at once per worker (each token: a tenth)
+    max_watchers: int = 500  # watch requests held at once per worker (<= half the connections)
 
     def __post_init__(self) -> None:
         if self.auth not in ("open", "token"):

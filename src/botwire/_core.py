@@ -12,11 +12,13 @@ from typing import Any
 
 from . import _codec, _registry
 from ._errors import (
+    AnswerTooLarge,
     BotwireError,
     Conflict,
     InvalidRequest,
     NotFound,
     StoreClosed,
+    Unavailable,
     ValueNotSerializable,
 )
 from ._validate import (
@@ -35,6 +37,8 @@ from .ops import (
     NOT_PROVIDED,
     TTL,
     Append,
+    Change,
+    ChangePage,
     Changes,
     Clear,
     Count,
@@ -67,6 +71,41 @@ _OP_TYPES = frozenset(
 UPDATE_ATTEMPTS = 100
 WATCH_PAGE = 100  # changes a watcher asks for at once
 WATCH_WAIT = 25.0  # seconds one ask may wait for a change (a server holds the request)
+
+
+class Follower:
+    """What a watcher does between two asks (``Memory.watch`` and ``AsyncMemory.watch``).
+
+    ``op`` is the next ask. Past each page the cursor moves to ``page.next``. A
+    page too large for the server's answer limit (values of ~1 MiB each) is asked
+    again at half the size, growing back once answered. ``Unavailable`` after the
+    store has answered once (a restart, a dropped connection) means ask again
+    after a pause (0.5 s doubling to 5 s); before that (a wrong URL), it is raised.
+    """
+
+    def __init__(self, op: Changes, answered: bool) -> None:
+        self.op = op
+        self.answered = answered
+        self.failures = 0
+
+    def took(self, page: ChangePage) -> list[Change]:
+        """The changes of ``page``, and the next ask."""
+        self.answered, self.failures = True, 0
+        limit = min(WATCH_PAGE, self.op.limit * 2)
+        self.op = self.op._replace(since=page.next, limit=limit)
+        return page.changes
+
+    def pause_after(self, error: BotwireError) -> float:
+        """Seconds to wait before asking again after ``error``; raises it where that is
+        not worth it."""
+        if isinstance(error, AnswerTooLarge) and self.op.limit > 1:
+            self.op = self.op._replace(limit=self.op.limit // 2)
+            return 0.0
+        if isinstance(error, Unavailable) and self.answered:
+            self.failures += 1
+            return min(5.0, 0.5 * 2.0 ** min(self.failures - 1, 4))
+        raise error
+
 
 # A plan is a generator that yields op lists and receives their results: the one
 # place multi-step logic (``update``) lives, driven by a sync or an async loop.
@@ -283,10 +322,8 @@ class MemoryCore:
         return Changes(check_cursor(since), limit, check_prefix(prefix), values)
 
     @staticmethod
-    def _watch_pause(failures: int) -> float:
-        """Seconds a watcher waits before it asks again after its ``failures``-th
-        ``Unavailable`` in a row: 0.5 s, doubling, at most 5 s."""
-        return min(5.0, 0.5 * 2.0 ** min(failures - 1, 4))
+    def _follower(op: Changes, answered: bool) -> Follower:
+        return Follower(op, answered)
 
     @staticmethod
     def _checked(ops: Iterable[Op]) -> list[Op]:

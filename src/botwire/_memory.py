@@ -14,7 +14,7 @@ from typing import Any
 
 from . import _codec
 from ._core import NOT_PROVIDED, WATCH_PAGE, WATCH_WAIT, MemoryCore, Plan
-from ._errors import BotwireError, Conflict, NotFound, Unavailable
+from ._errors import BotwireError, Conflict, NotFound
 from ._session import AsyncSession, Session
 from ._validate import check_key
 from .ops import Change, ChangePage, Changes, Get, Item, NamespaceStats, Op, TTLArg
@@ -226,27 +226,27 @@ class Memory(MemoryCore):
         replays the oldest change the store keeps onwards; a change's
         ``version`` is the cursor to resume from. Embedded stores wake at once
         for this process's writes and within 0.2 s for other processes'; a
-        server holds each request until a change comes (long polling), and a
-        watcher rides out a restart, resuming from its cursor. Stop by breaking
-        out of the loop (or ``close()`` on the iterator).
+        server holds each request until a change comes (long polling). Once the
+        store has answered, a watcher rides out a restart or a dropped
+        connection, resuming from its cursor; a store that never answered (a
+        wrong URL) raises :class:`~botwire.Unavailable`. Pages too large for a
+        server's answer limit are asked again smaller. Stop by breaking out of
+        the loop (or ``close()`` on the iterator).
         """
         op = self._changes_op(0 if since is None else since, prefix, WATCH_PAGE, values)
         if since is None:
             op = op._replace(since=self.changes(0, prefix, limit=0).next)
-        return self._follow(op)
+        return self._follow(op, answered=since is None)
 
-    def _follow(self, op: Changes) -> Iterator[Change]:
-        failures = 0
+    def _follow(self, op: Changes, answered: bool) -> Iterator[Change]:
+        follower = self._follower(op, answered)
         while True:
             try:
-                page = wait_changes(self._store, self._namespace, op, WATCH_WAIT)
-            except Unavailable:
-                failures += 1
-                time.sleep(self._watch_pause(failures))
+                page = wait_changes(self._store, self._namespace, follower.op, WATCH_WAIT)
+            except BotwireError as exc:
+                time.sleep(follower.pause_after(exc))
                 continue
-            failures = 0
-            yield from page.changes
-            op = op._replace(since=page.next)
+            yield from follower.took(page)
 
     def batch(self, ops: Iterable[Op]) -> list[Any]:
         """Apply the operations of :mod:`botwire.ops` atomically; one result per op.
@@ -457,18 +457,15 @@ class AsyncMemory(MemoryCore):
     async def _follow(self, op: Changes, from_now: bool) -> AsyncIterator[Change]:
         if from_now:
             op = op._replace(since=(await self.changes(0, op.prefix, limit=0)).next)
-        failures = 0
+        follower = self._follower(op, answered=from_now)
         while True:
             try:
-                page = await await_changes(self._store, self._namespace, op, WATCH_WAIT)
-            except Unavailable:
-                failures += 1
-                await _asleep(self._watch_pause(failures))
+                page = await await_changes(self._store, self._namespace, follower.op, WATCH_WAIT)
+            except BotwireError as exc:
+                await _asleep(follower.pause_after(exc))
                 continue
-            failures = 0
-            for change in page.changes:
+            for change in follower.took(page):
                 yield change
-            op = op._replace(since=page.next)
 
     async def batch(self, ops: Iterable[Op]) -> list[Any]:
         """See :meth:`Memory.batch`."""

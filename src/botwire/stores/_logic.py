@@ -206,12 +206,22 @@ class AnswerBudget:
         return result
 
 
-def feed_cursor(op: Changes, page: list[Change], newest: int) -> int:
-    """Where a reader of the change feed asks next: after the page's last change while the
-    page is full, else the namespace's newest version (every change up to now was read)."""
+def feed_page(op: Changes, page: list[Change], newest: int, pruned: int) -> ChangePage:
+    """A page of the change feed, from the changes found after ``op.since``, the namespace's
+    newest version and the newest version of a tombstone the store forgot.
+
+    The reader asks next after the page's last change while the page is full, else
+    from where the feed stands (every change up to now was read, and a ``reset`` is
+    said once). A cursor past both the newest version and what was forgotten cannot
+    come from this store's feed (a database restored from an older copy): the page
+    says ``reset`` and the reader goes on from now.
+    """
+    now = max(newest, pruned)
+    if op.since > now:
+        return ChangePage([], now, True)
     if op.limit and len(page) == op.limit:
-        return page[-1].version
-    return max(op.since, newest)
+        return ChangePage(page, page[-1].version, op.since < pruned)
+    return ChangePage(page, max(op.since, now), op.since < pruned)
 
 
 def answer_size(result: Any) -> int:

@@ -26,7 +26,6 @@ from .._errors import BotwireError, StoreError
 from ..ops import (
     Append,
     Change,
-    ChangePage,
     Changes,
     Clear,
     Count,
@@ -303,7 +302,7 @@ def changes(d: Dialect, ns: str, op: Changes) -> Plan:
             found.append(Change(key, int(version), bool(deleted), stored, expires_at))
     found.sort(key=lambda c: c.version)
     ((pruned,),) = yield (f"SELECT v FROM {d.meta} WHERE k = 'pruned'", ())
-    return ChangePage(found, _logic.feed_cursor(op, found, head), op.since < pruned)
+    return _logic.feed_page(op, found, head, int(pruned))
 
 
 def heads(d: Dialect, namespaces: Sequence[str], now: float) -> Plan:

@@ -57,6 +57,10 @@ _CORE = (
         ON CONFLICT (ns, key) DO UPDATE SET version = excluded.version;
         UPDATE meta SET v = v + 1 WHERE k = 'seq';
     END""",
+    # A key written again is no longer deleted: the feed holds it once, at its new version.
+    """CREATE TRIGGER IF NOT EXISTS items_untombstone AFTER INSERT ON items BEGIN
+        DELETE FROM tombstones WHERE ns = NEW.ns AND key = NEW.key;
+    END""",
     # Each sweep notes (time, sequence); tombstones older than a mark 7 days old go.
     "CREATE TABLE IF NOT EXISTS seq_marks (at REAL NOT NULL, seq INTEGER NOT NULL)",
     """CREATE TABLE IF NOT EXISTS idempotency (
@@ -64,12 +68,15 @@ _CORE = (
         results BLOB, claimed_at REAL NOT NULL, PRIMARY KEY (ns, key)
     )""",
 )
+# The change feed's index: made with the accounting (a server's file), else by the first
+# read of the feed (``SqliteStore``), so embedded writers who never read it never pay for it.
+FEED_INDEX = "CREATE INDEX IF NOT EXISTS items_feed ON items (ns, version)"
 _ACCOUNTING = (
     """CREATE TABLE IF NOT EXISTS ns_stats (
         ns TEXT PRIMARY KEY, bytes INTEGER NOT NULL DEFAULT 0,
         day INTEGER NOT NULL DEFAULT 0, writes INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID""",
-    "CREATE INDEX IF NOT EXISTS items_feed ON items (ns, version)",
+    FEED_INDEX,
     f"""CREATE TRIGGER IF NOT EXISTS items_bytes_insert AFTER INSERT ON items BEGIN
         INSERT INTO ns_stats (ns, bytes) VALUES (NEW.ns, {_SIZE.format(row="NEW")})
         ON CONFLICT (ns) DO UPDATE SET bytes = bytes + excluded.bytes;

@@ -202,10 +202,9 @@ class HttpStore(Store):
 
     # -- the primitive: one decision (_pause), two drivers ----------------------------
 
-    def _budget(self, held: float = 0.0) -> tuple[Backoff, int]:
-        """(backoff, attempts) for a call (which the server may hold ``held`` seconds more);
-        raises at once while the breaker is open."""
-        policy = Backoff(self.timeout + held, base=BACKOFF_BASE, cap=BACKOFF_CAP)
+    def _budget(self) -> tuple[Backoff, int]:
+        """(backoff, attempts) for a call; raises at once while the breaker is open."""
+        policy = Backoff(self.timeout, base=BACKOFF_BASE, cap=BACKOFF_CAP)
         if self._down_until:
             now = time.monotonic()
             if now < self._down_until:
@@ -307,13 +306,13 @@ class HttpStore(Store):
         held: float = 0.0,
     ) -> httpx.Response:
         """The server's answer to one request, retried as the module docstring says."""
-        policy, attempts = self._budget(held)
+        policy, attempts = self._budget()
         longer = _held_timeout(self.timeout + held) if held else None  # the server holds it
         said: list[Exception] = []  # the server's last error answer in this call
         for attempt in range(attempts):
             response = None
             try:
-                with deadline(policy.deadline):
+                with deadline(_attempt_deadline(policy, self.timeout, held)):
                     response = self._client.request(
                         method, path, content=body, headers=headers, extensions=longer
                     )
@@ -340,13 +339,13 @@ class HttpStore(Store):
     ) -> httpx.Response:
         """Async :meth:`_send`."""
         client = await self._async_client()
-        policy, attempts = self._budget(held)
+        policy, attempts = self._budget()
         longer = _held_timeout(self.timeout + held) if held else None  # the server holds it
         said: list[Exception] = []  # the server's last error answer in this call
         for attempt in range(attempts):
             response = None
             try:
-                with deadline(policy.deadline):
+                with deadline(_attempt_deadline(policy, self.timeout, held)):
                     response = await client.request(
                         method, path, content=body, headers=headers, extensions=longer
                     )
@@ -438,6 +437,13 @@ class HttpStore(Store):
             ]
         except (KeyError, TypeError, ValueError, BotwireError) as exc:
             raise BadResponse(f"{self._where()} sent a namespace list botwire cannot read") from exc
+
+
+def _attempt_deadline(policy: Backoff, timeout: float, held: float) -> float:
+    """When one attempt's socket waits must end: the call's deadline, or, for a request the
+    server holds, ``held`` seconds more than a plain attempt (retries keep the call's
+    budget: an unreachable server fails as soon as for any call)."""
+    return time.monotonic() + timeout + held if held else policy.deadline
 
 
 def _held_timeout(seconds: float) -> dict[str, Any]:

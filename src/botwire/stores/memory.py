@@ -230,6 +230,7 @@ class MemoryStore(SignalledFeed, LocalIO):
         version = self._next_version()
         created = now if old is None else old.created_at
         space.rows[key] = _Row(data, version, created, now, expires, ttl)
+        space.tombstones.pop(key, None)  # written again: no longer deleted
         return version
 
     def _remove(self, space: _Space, key: str, now: float) -> _Row | None:
@@ -307,7 +308,7 @@ class MemoryStore(SignalledFeed, LocalIO):
         newest = max((c.version for c in changes), default=0)
         newer = (c for c in changes if c.version > op.since and c.key.startswith(op.prefix))
         page = sorted(newer, key=lambda c: c.version)[: op.limit]
-        return ChangePage(page, _logic.feed_cursor(op, page, newest), op.since < self._pruned)
+        return _logic.feed_page(op, page, newest, self._pruned)
 
     def heads(self, namespaces: Sequence[str]) -> tuple[dict[str, int], bool]:
         """Each namespace's newest version, and whether one holds an item due for a sweep."""

@@ -43,6 +43,7 @@ from .._errors import (
     Unavailable,
 )
 from ..ops import (
+    Changes,
     Get,
     Idempotency,
     NamespaceInfo,
@@ -107,6 +108,7 @@ class SqliteStore(SignalledFeed, LocalIO):
         self._conns_lock = threading.Lock()
         self._turn = threading.Lock()  # this process's writers take turns (see _writer)
         self._closed = False
+        self._feed_indexed = False  # until the feed is first read (see _index_feed)
         self.signal = Signal(self.heads, lambda: self.sweep(_SWEEP_BATCH))
         _STORES.add(self)
         if self.path != ":memory:":
@@ -220,6 +222,8 @@ class SqliteStore(SignalledFeed, LocalIO):
                 self._maybe_sweep()
                 return result
         if is_read_only(ops):
+            if not self._feed_indexed and any(type(op) is Changes for op in ops):
+                self._index_feed()
             return self._run(self._read, namespace, ops)  # type: ignore[no-any-return]
         with self._writer(wait=True):
             results: list[Any] = self._run(self._write, namespace, ops, idempotency)
@@ -274,7 +278,19 @@ class SqliteStore(SignalledFeed, LocalIO):
 
     def heads(self, namespaces: Sequence[str]) -> tuple[dict[str, int], bool]:
         """Each namespace's newest version, and whether one holds an item due for a sweep."""
+        if not self._feed_indexed:
+            self._index_feed()
         return self._run(self._heads, namespaces)  # type: ignore[no-any-return]
+
+    def _index_feed(self) -> None:
+        """Make the change feed's index on first use of the feed (once per file: a server's
+        has it; an embedded writer that never reads the feed never maintains it)."""
+        try:
+            with self._writer(wait=True):
+                self._run(lambda conn: conn.execute(_sqlite_schema.FEED_INDEX))
+        except BotwireError:  # a read-only file: the feed works, scanning the namespace
+            log.debug("could not index the change feed of %s", self.path, exc_info=True)
+        self._feed_indexed = True
 
     def _heads(
         self, conn: sqlite3.Connection, namespaces: Sequence[str]
