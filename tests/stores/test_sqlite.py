@@ -253,3 +253,27 @@ def test_writer_lock_lets_a_server_write_without_waiting(tmp_path: Path) -> None
     assert Memory("ns", url=other).get("k") == 1  # the failed batch left nothing
     holder.close()
     other.close()
+
+
+def test_the_change_feed_is_indexed_on_its_first_use(tmp_path: Path) -> None:
+    """An embedded writer that never reads the feed does not maintain its index; the
+    first reader makes it (a server's file has it from the start)."""
+    path = tmp_path / "feed.db"
+
+    def indexed() -> bool:
+        with sqlite3.connect(path) as conn:
+            found = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'items_feed'"
+            ).fetchone()
+        return found is not None
+
+    store = SqliteStore(path)
+    mem = Memory("ns", url=store)
+    mem.set("a", 1)
+    assert not indexed()
+    assert [c.key for c in mem.changes().changes] == ["a"]
+    assert indexed()
+    store.close()
+    SqliteStore(tmp_path / "server.db", accounting=True).close()
+    with sqlite3.connect(tmp_path / "server.db") as conn:
+        assert conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'items_feed'").fetchone()
