@@ -399,8 +399,8 @@ def add_commands(sub: Any) -> None:
         "--max-watchers",
         type=int,
         help=(
-            "watch requests held at once per worker (at most half of --max-connections), "
-            "each caller a tenth of them; 0: none"
+            "watch requests held at once per worker (at most half the connections it "
+            "accepts), each caller a tenth of them; 0: none"
         ),
     )
 

@@ -27,7 +27,8 @@ the store is embedded or remote.
     │   ├── StoreClosed                       500 store_closed
     │   └── BadResponse                       502 bad_response
     ├── Unavailable                           503 unavailable
-    │   └── DiskFull                          503 disk_full
+    │   ├── DiskFull                          503 disk_full
+    │   └── TooManyWatchers                   503 too_many_watchers
     └── QuotaExceeded                         507 quota_exceeded
 
     UserWarning

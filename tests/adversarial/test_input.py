@@ -961,7 +961,7 @@ BATCH_FIELDS: list[tuple[str, str, tuple[int, int] | None, dict[str, Any]]] = [
     ("limit", "list", (1, INT64_MAX), {}),
     ("limit", "scan", (1, INT64_MAX), {}),
     ("since", "changes", (0, INT64_MAX), {}),
-    ("limit", "changes", (1, INT64_MAX), {}),
+    ("limit", "changes", (0, INT64_MAX), {}),  # 0: no changes, the cursor of now
     ("max_len", "append", (1, INT64_MAX), {"key": "l", "items": [1]}),
     ("if_version", "put", (0, INT64_MAX), {"key": "k", "value": 1}),
     ("if_version", "delete", (0, INT64_MAX), {"key": "k"}),
@@ -1036,7 +1036,7 @@ QUERY_NUMBERS = [
 QUERY_PARAMS = [
     ("/v1/ns/{ns}/keys", "limit", 1, 10_000),
     ("/v1/ns/{ns}/changes", "since", 0, INT64_MAX),
-    ("/v1/ns/{ns}/changes", "limit", 1, 10_000),
+    ("/v1/ns/{ns}/changes", "limit", 0, 10_000),  # 0: no changes, the cursor of now
     ("/memory/{ns}", "limit", 1, 10_000),
 ]
 

@@ -68,17 +68,6 @@ def test_reset_when_deletions_older_than_the_feed_were_forgotten(
     assert not feed(store, page.next).reset  # said once: the cursor moved past the gap
 
 
-def test_a_cursor_this_feed_never_gave_resets_to_now(store: Store) -> None:
-    """As after restoring an older copy of the database: the reader starts again."""
-    mem = Memory("ns", url=store)
-    mem.set("a", 1)
-    now = feed(store).next
-    page = feed(store, now + 1000)
-    assert page.reset and page.changes == [] and page.next == now
-    later = mem.set("b", 2)
-    assert [c.version for c in feed(store, page.next).changes] == [later]
-
-
 def test_a_key_written_again_after_its_deletion_is_in_the_feed_once(store: Store) -> None:
     mem = Memory("ns", url=store)
     mem.set("k", 1)

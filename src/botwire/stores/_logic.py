@@ -211,17 +211,14 @@ def feed_page(op: Changes, page: list[Change], newest: int, pruned: int) -> Chan
     newest version and the newest version of a tombstone the store forgot.
 
     The reader asks next after the page's last change while the page is full, else
-    from where the feed stands (every change up to now was read, and a ``reset`` is
-    said once). A cursor past both the newest version and what was forgotten cannot
-    come from this store's feed (a database restored from an older copy): the page
-    says ``reset`` and the reader goes on from now.
+    from where the feed stands (every change up to now was read; past what was
+    forgotten, so a ``reset`` is said once). A cursor is never moved back: one
+    ahead of the feed (say, from a database since restored from an older copy) is
+    kept, and the reader sees the changes past it.
     """
-    now = max(newest, pruned)
-    if op.since > now:
-        return ChangePage([], now, True)
     if op.limit and len(page) == op.limit:
         return ChangePage(page, page[-1].version, op.since < pruned)
-    return ChangePage(page, max(op.since, now), op.since < pruned)
+    return ChangePage(page, max(op.since, newest, pruned), op.since < pruned)
 
 
 def answer_size(result: Any) -> int:

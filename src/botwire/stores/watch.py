@@ -16,10 +16,12 @@ sweeps, so an expiry reaches watchers as a deletion within an interval.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -94,6 +96,7 @@ class Signal:
         self._futures: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]] = {}
         self._seen: dict[str, int] = {}  # the pump's last look at each namespace's head
         self._pump: threading.Thread | None = None
+        self._stop = threading.Event()  # set by close: the pump ends its pause at once
         self._closed = False
 
     # -- the writers' side -------------------------------------------------------------
@@ -105,11 +108,16 @@ class Signal:
                 self._wake(namespace)
 
     def close(self) -> None:
-        """Wake every waiter (they see the store closed) and stop the pump."""
+        """Wake every waiter (they see the store closed) and stop the pump, waiting for its
+        look under way: the store may close its connections only after that."""
         with self._cond:
             self._closed = True
             for namespace in list(self._waiting):
                 self._wake(namespace)
+            pump = self._pump
+        self._stop.set()
+        if pump is not None and pump is not threading.current_thread():
+            pump.join()
 
     def _wake(self, namespace: str) -> None:  # holding the lock
         self._generation[namespace] = self._generation.get(namespace, 0) + 1
@@ -129,6 +137,7 @@ class Signal:
             if self._pump is None and not self._closed:
                 self._pump = threading.Thread(target=self._run, name="botwire-watch", daemon=True)
                 self._pump.start()
+                _PUMPING.add(self)
         try:
             yield lambda: self._generation.get(namespace, 0)
         finally:
@@ -170,7 +179,7 @@ class Signal:
         while True:
             with self._cond:
                 names = list(self._waiting)
-                if not names or self._closed:
+                if not names or self._closed or self._stop.is_set():
                     self._pump = None
                     self._seen.clear()
                     return
@@ -186,13 +195,27 @@ class Signal:
                     self._seen[namespace] = head
                 for namespace in set(self._seen) - set(self._waiting):
                     del self._seen[namespace]
-            if due and self._sweep is not None:
+            if due and self._sweep is not None and not self._closed:
                 try:
                     self._sweep()  # its tombstones are seen on the next look
                     continue
                 except Exception:
                     log.debug("watch: the sweep failed", exc_info=True)
-            time.sleep(self.interval)
+            self._stop.wait(self.interval)
+
+
+_PUMPING: weakref.WeakSet[Signal] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_pumps() -> None:
+    """At exit, end each pump's look under way before the interpreter goes (a daemon thread
+    inside SQLite while the process tears down is how a process dies of SIGSEGV)."""
+    for signal in list(_PUMPING):
+        signal._stop.set()
+        pump = signal._pump
+        if pump is not None:
+            pump.join(timeout=2.0)
 
 
 def notify_group(signal: Signal, group: Sequence[GroupItem], answers: Sequence[Any]) -> None:
