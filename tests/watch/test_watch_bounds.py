@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -163,3 +164,36 @@ def test_idle_watchers_cannot_take_every_connection(serve: Callable[..., LiveSer
                 await asyncio.gather(*tasks, return_exceptions=True)
 
     asyncio.run(scenario())
+
+
+def test_one_write_wakes_many_watchers_of_a_namespace_for_a_few_feed_reads(
+    tmp_path: Path,
+) -> None:
+    """Fifty watchers of one namespace at one cursor (as on a server after a write): the
+    write wakes them all, and they share the reads of the feed instead of one each."""
+    from botwire.ops import Changes, Put
+    from botwire.stores.sqlite import SqliteStore
+
+    class Counting(SqliteStore):
+        feed_reads = 0
+
+        async def abatch(self, namespace: str, ops: Any, **kw: Any) -> list[Any]:
+            if any(type(op) is Changes for op in ops):
+                Counting.feed_reads += 1
+            return await super().abatch(namespace, ops, **kw)
+
+    store = Counting(tmp_path / "shared.db")
+
+    async def scenario() -> list[Any]:
+        op = Changes(0, 100)
+        watchers = [asyncio.ensure_future(store.await_changes("hot", op, 10)) for _ in range(50)]
+        await asyncio.sleep(0.3)  # every watcher has read the (empty) feed and waits
+        store.batch("hot", [Put("k", b"1")])
+        return list(await asyncio.wait_for(asyncio.gather(*watchers), 10))
+
+    try:
+        pages = asyncio.run(scenario())
+    finally:
+        store.close()
+    assert all([c.key for c in page.changes] == ["k"] for page in pages)
+    assert Counting.feed_reads <= 6, f"{Counting.feed_reads} reads for 50 watchers of one write"

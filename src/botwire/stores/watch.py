@@ -225,6 +225,15 @@ def notify_group(signal: Signal, group: Sequence[GroupItem], answers: Sequence[A
             signal.notify(namespace)
 
 
+def _landed(flights: dict[Any, Any], key: Any, flight: asyncio.Task[list[Any]]) -> None:
+    """A shared read is over: later waiters read anew (and its error, if everyone left, is
+    not reported as never retrieved)."""
+    if flights.get(key) is flight:
+        del flights[key]
+    if not flight.cancelled():
+        flight.exception()
+
+
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -252,8 +261,26 @@ class SignalledFeed(Store):
         with self.signal.watching(namespace) as generation:
             while True:
                 seen = generation()
-                page: ChangePage = (await self.abatch(namespace, (op,)))[0]
+                page = await self._read_shared(namespace, op, seen)
                 left = until - time.monotonic()
                 if page.changes or left <= 0 or op.limit == 0:
                     return page
                 await self.signal.await_(namespace, seen, left)
+
+    async def _read_shared(self, namespace: str, op: Changes, seen: int) -> ChangePage:
+        """``op``'s page, read once for every waiter asking the same page after the same
+        wake (a write wakes all of a namespace's watchers, mostly at one cursor): a read
+        started before a waiter's wake is never shared with it, as it could miss that
+        write. The read is a task of its own, so a waiter that goes away cancels only
+        its own wait."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        flights: dict[Any, asyncio.Task[list[Any]]] = self.__dict__.setdefault("_flights", {})
+        key = (id(loop), namespace, op, seen)
+        flight = flights.get(key)
+        if flight is None:
+            flight = flights[key] = loop.create_task(self.abatch(namespace, (op,)))
+            flight.add_done_callback(lambda done: _landed(flights, key, done))
+        page: ChangePage = (await asyncio.shield(flight))[0]
+        return page
