@@ -55,6 +55,9 @@ def test_ops_round_trip_through_json(op: Op) -> None:
         ({"op": "append", "key": "k", "items": []}, InvalidRequest),
         ({"op": "touch", "key": "k"}, InvalidRequest),
         ({"op": "changes", "since": -1}, InvalidRequest),
+        ({"op": "changes", "limit": False}, InvalidRequest),  # not the 0 of "the cursor of now"
+        ({"op": "changes", "limit": 0.0}, InvalidRequest),
+        ({"op": "changes", "values": "true"}, InvalidRequest),
         ({"op": "launch"}, InvalidRequest),
         (["not", "an", "object"], InvalidRequest),
     ],

@@ -188,7 +188,7 @@ def op_from_json(data: Any) -> Op:
             raise InvalidRequest(f"values must be true or false, not {values!r:.40}")
         return Changes(
             since,
-            0 if limit == 0 else check_count(limit, "limit") or 1000,
+            0 if type(limit) is int and limit == 0 else check_count(limit, "limit") or 1000,
             check_prefix(obj.get("prefix", "")),
             values,
         )
