@@ -9,7 +9,9 @@ writer is a replica with its own store; on a server they are remote clients.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -122,3 +124,33 @@ def test_async_watch_from_now_skips_what_came_before(store_url: str) -> None:
     assert "old" not in keys and keys[0].startswith("tick-") and keys[-1] == "~done"
     ticks = [int(k.split("-")[1]) for k in keys[:-1]]
     assert ticks == list(range(ticks[0], ticks[0] + len(ticks)))  # none skipped after the first
+
+
+def test_thirty_two_writer_threads_are_followed_without_gap_or_repeat(
+    tmp_path: Path, memories: Callable[..., Memory]
+) -> None:
+    """32 threads of one process on one embedded store (each woken at once, no pump)."""
+    url = f"sqlite:///{tmp_path / 'threads.db'}"
+    ns = new_ns("threads")
+    mem = memories(ns, url, cache=False)
+    follower = Follower(mem, key_is("~done"), values=True)
+    touched: set[str] = set()
+
+    def write(n: int) -> None:
+        mine = memories(ns, url, cache=False)
+        for i in range(25):
+            key = f"k{(n * 7 + i) % 20}"
+            touched.add(key)
+            if i % 5 == 4:
+                mine.delete(key)
+            else:
+                mine.set(key, [n, i])
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(32)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    mem.set("~done", True)
+    changes = follower.join(10)
+    check_feed(changes, live_items(mem), touched | {"~done"})
